@@ -1,0 +1,169 @@
+//! Secrets: random ids and tokens, token hashing, password hashing and the
+//! AEAD that keeps OAuth tokens encrypted at rest.
+//!
+//! Nothing here logs; callers must not log what these functions take or give.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::{Rng, RngCore};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A random lower-case alphanumeric string (about 5.17 bits per character).
+pub fn random_id(len: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// A bearer secret: 256 random bits, URL-safe base64 (43 characters).
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// SHA-256 of a token, hex: what the store keeps instead of the token.
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Constant-time comparison (for token hashes and the admin token).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Argon2id with parameters that keep one verification around 10–20 ms on
+/// a small server: CalDAV clients send Basic credentials on every request,
+/// so verified credentials are cached by the auth layer.
+fn argon2() -> Argon2<'static> {
+    let params = argon2::Params::new(19 * 1024, 2, 1, None).expect("valid argon2 params");
+    Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
+pub fn hash_password(password: &str) -> String {
+    let mut salt = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).expect("16-byte salt encodes");
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashing cannot fail with valid params")
+        .to_string()
+}
+
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Authenticated encryption for secrets at rest (OAuth tokens), keyed from
+/// `security.secret_key`. Each value gets a fresh 192-bit nonce.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: XChaCha20Poly1305,
+}
+
+impl SecretBox {
+    /// Derive the key as SHA-256("calbridge secret box v1" || secret).
+    pub fn new(secret_key: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"calbridge secret box v1\0");
+        h.update(secret_key.as_bytes());
+        let key = h.finalize();
+        SecretBox {
+            cipher: XChaCha20Poly1305::new(&key),
+        }
+    }
+
+    pub fn seal(&self, plain: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; 24];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(XNonce::from_slice(&nonce), plain)
+            .expect("encryption of an in-memory buffer cannot fail");
+        let mut out = Vec::with_capacity(1 + 24 + sealed.len());
+        out.push(1); // format version
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// `None` when the value was not sealed with this key or was altered.
+    pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < 25 || sealed[0] != 1 {
+            return None;
+        }
+        self.cipher
+            .decrypt(XNonce::from_slice(&sealed[1..25]), &sealed[25..])
+            .ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_and_distinct() {
+        let a = random_token();
+        let b = random_token();
+        assert_ne!(a, b);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
+        assert_ne!(token_hash(&a), token_hash(&b));
+        assert_eq!(token_hash(&a).len(), 64);
+    }
+
+    #[test]
+    fn passwords_verify_only_themselves() {
+        let h = hash_password("correct horse");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("correct horsE", &h));
+        assert!(!verify_password("correct horse", "garbage"));
+    }
+
+    #[test]
+    fn secret_box_round_trips_and_detects_tampering() {
+        let b = SecretBox::new("k1");
+        let sealed = b.seal(b"refresh-token-123");
+        assert!(!sealed.windows(17).any(|w| w == b"refresh-token-123"));
+        assert_eq!(b.open(&sealed).unwrap(), b"refresh-token-123");
+        assert!(SecretBox::new("k2").open(&sealed).is_none());
+        let mut bad = sealed.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert!(b.open(&bad).is_none());
+    }
+
+    #[test]
+    fn ct_eq_compares() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,638 @@
+//! iCalendar (RFC 5545): a lossless component tree, its parser and serializer,
+//! and (in the submodules) values, time zones and recurrence.
+//!
+//! Everything here is pure: no I/O, no tokio, no store. Parsing keeps every
+//! property, parameter and value exactly as written (only the folding and the
+//! letter case of names are normalised), so `serialize(parse(x))` parses back
+//! to the same tree. Values stay in their escaped wire form; [`text`] decodes
+//! TEXT values on demand.
+//!
+//! Layout:
+//! - this file: [`Component`], [`Property`], [`Param`], [`parse`], [`serialize`];
+//! - [`text`]: TEXT escaping and unescaping;
+//! - [`windows_zones`]: the CLDR Windows <-> IANA zone table (generated);
+
+pub mod text;
+pub mod windows_zones;
+
+use std::fmt;
+
+/// Deepest component nesting accepted (VCALENDAR > VEVENT > VALARM is 3).
+/// Real files never go past 4; a bound keeps hostile input from recursing.
+pub const MAX_DEPTH: usize = 16;
+
+/// Longest unfolded content line accepted, in bytes.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// Why an iCalendar object was refused. The message names the problem and,
+/// where there is one, the line it was found on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IcsError {
+    #[error("line {line}: {message}")]
+    Syntax { line: usize, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl IcsError {
+    fn syntax(line: usize, message: impl Into<String>) -> Self {
+        IcsError::Syntax {
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// A property parameter: `NAME=value[,value...]`, values without quotes and
+/// with RFC 6868 `^` escapes decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    /// Upper-cased name.
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+impl Param {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Param {
+            name: name.into().to_ascii_uppercase(),
+            values: vec![value.into()],
+        }
+    }
+
+    /// The first value (most parameters have exactly one).
+    pub fn value(&self) -> &str {
+        self.values.first().map(String::as_str).unwrap_or("")
+    }
+}
+
+/// One content line: `NAME;PARAM=...:value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Property {
+    /// Upper-cased name.
+    pub name: String,
+    pub params: Vec<Param>,
+    /// The value as written (TEXT values still escaped).
+    pub value: String,
+}
+
+impl Property {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Property {
+            name: name.into().to_ascii_uppercase(),
+            params: Vec::new(),
+            value: value.into(),
+        }
+    }
+
+    /// A TEXT property from plain text (escaped here).
+    pub fn text(name: impl Into<String>, plain: &str) -> Self {
+        Property::new(name, text::escape(plain))
+    }
+
+    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push(Param::new(name, value));
+        self
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .map(Param::value)
+    }
+
+    pub fn set_param(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self
+            .params
+            .iter_mut()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+        {
+            Some(p) => p.values = vec![value],
+            None => self.params.push(Param::new(name, value)),
+        }
+    }
+
+    pub fn remove_param(&mut self, name: &str) {
+        self.params.retain(|p| !p.name.eq_ignore_ascii_case(name));
+    }
+
+    /// The value decoded as TEXT (unescaped).
+    pub fn text_value(&self) -> String {
+        text::unescape(&self.value)
+    }
+}
+
+/// A component (`BEGIN:NAME` … `END:NAME`) with its properties in order and
+/// its sub-components in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Component {
+    /// Upper-cased name.
+    pub name: String,
+    pub props: Vec<Property>,
+    pub children: Vec<Component>,
+}
+
+impl Component {
+    pub fn new(name: impl Into<String>) -> Self {
+        Component {
+            name: name.into().to_ascii_uppercase(),
+            props: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    /// The first property with this name.
+    pub fn prop(&self, name: &str) -> Option<&Property> {
+        self.props.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn prop_mut(&mut self, name: &str) -> Option<&mut Property> {
+        self.props
+            .iter_mut()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Every property with this name, in order.
+    pub fn props_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Property> + 'a {
+        self.props
+            .iter()
+            .filter(move |p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The value of the first property with this name, as written.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.prop(name).map(|p| p.value.as_str())
+    }
+
+    /// Replace every property of this name with `prop`.
+    pub fn set(&mut self, prop: Property) {
+        let name = prop.name.clone();
+        match self.props.iter().position(|p| p.name == name) {
+            Some(i) => {
+                self.props[i] = prop;
+                let mut j = 0;
+                self.props.retain(|p| {
+                    j += 1;
+                    j - 1 == i || p.name != name
+                });
+            }
+            None => self.props.push(prop),
+        }
+    }
+
+    pub fn push(&mut self, prop: Property) {
+        self.props.push(prop);
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.props.retain(|p| !p.name.eq_ignore_ascii_case(name));
+    }
+
+    /// Direct sub-components with this name.
+    pub fn children_named<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Component> + 'a {
+        self.children
+            .iter()
+            .filter(move |c| c.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Serialize this component (and its children) as folded content lines.
+    pub fn to_ics(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        write_component(self, &mut out);
+        out
+    }
+}
+
+impl fmt::Display for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.to_ics()))
+    }
+}
+
+/// Parse exactly one top-level component (normally VCALENDAR).
+pub fn parse(input: &[u8]) -> Result<Component, IcsError> {
+    let mut all = parse_all(input)?;
+    match all.len() {
+        0 => Err(IcsError::Invalid("no BEGIN:VCALENDAR found".into())),
+        1 => Ok(all.pop().expect("one")),
+        n => Err(IcsError::Invalid(format!(
+            "{n} top-level components; exactly one VCALENDAR is expected"
+        ))),
+    }
+}
+
+/// Parse every top-level component of a stream (some exports concatenate
+/// several VCALENDARs).
+pub fn parse_all(input: &[u8]) -> Result<Vec<Component>, IcsError> {
+    let text = std::str::from_utf8(input).map_err(|e| {
+        IcsError::Invalid(format!(
+            "not UTF-8: invalid byte sequence at offset {}",
+            e.valid_up_to()
+        ))
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut roots = Vec::new();
+    let mut stack: Vec<Component> = Vec::new();
+    for (line_no, line) in unfold(text) {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let prop = parse_line(&line, line_no)?;
+        match prop.name.as_str() {
+            "BEGIN" => {
+                let name = prop.value.trim();
+                if !is_name(name) {
+                    return Err(IcsError::syntax(line_no, "BEGIN without a component name"));
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(IcsError::syntax(line_no, "components nested too deeply"));
+                }
+                stack.push(Component::new(name));
+            }
+            "END" => {
+                let name = prop.value.trim().to_ascii_uppercase();
+                let Some(done) = stack.pop() else {
+                    return Err(IcsError::syntax(
+                        line_no,
+                        format!("END:{name} without a matching BEGIN"),
+                    ));
+                };
+                if done.name != name {
+                    return Err(IcsError::syntax(
+                        line_no,
+                        format!("END:{name} closes BEGIN:{}", done.name),
+                    ));
+                }
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(done),
+                    None => roots.push(done),
+                }
+            }
+            _ => match stack.last_mut() {
+                Some(c) => c.props.push(prop),
+                None => {
+                    return Err(IcsError::syntax(
+                        line_no,
+                        format!("property {} outside of any component", prop.name),
+                    ))
+                }
+            },
+        }
+    }
+    if let Some(open) = stack.last() {
+        return Err(IcsError::Invalid(format!(
+            "BEGIN:{} is never closed (truncated file?)",
+            open.name
+        )));
+    }
+    Ok(roots)
+}
+
+/// Split into logical lines (unfolding), with the 1-based number of each
+/// logical line's first physical line. Accepts CRLF, bare LF and bare CR.
+fn unfold(text: &str) -> impl Iterator<Item = (usize, Result<String, IcsError>)> + '_ {
+    let mut physical = text
+        .split('\n')
+        .flat_map(|l| {
+            // A bare CR inside a line is a line break too (old Mac exports).
+            let l = l.strip_suffix('\r').unwrap_or(l);
+            l.split('\r')
+        })
+        .enumerate()
+        .peekable();
+    std::iter::from_fn(move || {
+        let (i, first) = physical.next()?;
+        let mut line = first.to_string();
+        while let Some((_, next)) = physical.peek() {
+            if next.starts_with(' ') || next.starts_with('\t') {
+                line.push_str(&next[1..]);
+                physical.next();
+                if line.len() > MAX_LINE {
+                    return Some((i + 1, Err(IcsError::syntax(i + 1, "content line too long"))));
+                }
+            } else {
+                break;
+            }
+        }
+        Some((i + 1, Ok(line)))
+    })
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Parse one unfolded content line.
+fn parse_line(line: &str, line_no: usize) -> Result<Property, IcsError> {
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() && bytes[i] != b';' && bytes[i] != b':' {
+        i += 1;
+    }
+    let name = line[..i].trim();
+    if !is_name(name) {
+        let shown: String = line.chars().take(40).collect();
+        return Err(IcsError::syntax(
+            line_no,
+            format!("not a content line (expected NAME:value): {shown:?}"),
+        ));
+    }
+    let mut prop = Property::new(name, String::new());
+    while i < bytes.len() && bytes[i] == b';' {
+        i += 1;
+        let start = i;
+        while i < bytes.len() && bytes[i] != b'=' && bytes[i] != b';' && bytes[i] != b':' {
+            i += 1;
+        }
+        let pname = line[start..i].trim();
+        if i >= bytes.len() || bytes[i] != b'=' {
+            // A parameter without a value (e.g. Outlook's bare "ENCODING").
+            if !is_name(pname) {
+                return Err(IcsError::syntax(
+                    line_no,
+                    format!("malformed parameter in {}", prop.name),
+                ));
+            }
+            prop.params.push(Param {
+                name: pname.to_ascii_uppercase(),
+                values: Vec::new(),
+            });
+            continue;
+        }
+        if !is_name(pname) {
+            return Err(IcsError::syntax(
+                line_no,
+                format!("malformed parameter name {pname:?} in {}", prop.name),
+            ));
+        }
+        i += 1; // '='
+        let mut values = Vec::new();
+        loop {
+            if i < bytes.len() && bytes[i] == b'"' {
+                let start = i + 1;
+                let Some(len) = line[start..].find('"') else {
+                    return Err(IcsError::syntax(
+                        line_no,
+                        format!("unterminated quoted parameter {pname}"),
+                    ));
+                };
+                values.push(decode_param(&line[start..start + len]));
+                i = start + len + 1;
+            } else {
+                let start = i;
+                while i < bytes.len() && !matches!(bytes[i], b',' | b';' | b':') {
+                    i += 1;
+                }
+                values.push(decode_param(&line[start..i]));
+            }
+            if i < bytes.len() && bytes[i] == b',' {
+                i += 1;
+                continue;
+            }
+            break;
+        }
+        prop.params.push(Param {
+            name: pname.to_ascii_uppercase(),
+            values,
+        });
+    }
+    if i >= bytes.len() || bytes[i] != b':' {
+        return Err(IcsError::syntax(
+            line_no,
+            format!("{} has no ':' before its value", prop.name),
+        ));
+    }
+    prop.value = line[i + 1..].to_string();
+    Ok(prop)
+}
+
+/// RFC 6868: `^n` newline, `^'` double quote, `^^` caret.
+fn decode_param(raw: &str) -> String {
+    if !raw.contains('^') {
+        return raw.to_string();
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '^' {
+            match chars.peek() {
+                Some('n') | Some('N') => {
+                    out.push('\n');
+                    chars.next();
+                }
+                Some('\'') => {
+                    out.push('"');
+                    chars.next();
+                }
+                Some('^') => {
+                    out.push('^');
+                    chars.next();
+                }
+                _ => out.push('^'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn write_param_value(v: &str, out: &mut String) {
+    let needs_quotes = v.contains([';', ':', ',']);
+    let encoded: String = if v.contains(['^', '"', '\n', '\r']) {
+        let mut s = String::with_capacity(v.len() + 4);
+        for c in v.chars() {
+            match c {
+                '^' => s.push_str("^^"),
+                '"' => s.push_str("^'"),
+                '\n' => s.push_str("^n"),
+                '\r' => {}
+                c if c.is_control() && c != '\t' => {}
+                c => s.push(c),
+            }
+        }
+        s
+    } else {
+        v.chars()
+            .filter(|c| !c.is_control() || *c == '\t')
+            .collect()
+    };
+    if needs_quotes {
+        out.push('"');
+        out.push_str(&encoded);
+        out.push('"');
+    } else {
+        out.push_str(&encoded);
+    }
+}
+
+/// Write one content line, folded at 75 octets without splitting a UTF-8
+/// character, terminated by CRLF.
+pub fn write_property(p: &Property, out: &mut Vec<u8>) {
+    let mut line = String::with_capacity(p.name.len() + p.value.len() + 16);
+    line.push_str(&p.name);
+    for param in &p.params {
+        line.push(';');
+        line.push_str(&param.name);
+        if !param.values.is_empty() {
+            line.push('=');
+            for (k, v) in param.values.iter().enumerate() {
+                if k > 0 {
+                    line.push(',');
+                }
+                write_param_value(v, &mut line);
+            }
+        }
+    }
+    line.push(':');
+    // A value never carries a raw line break: one that reached here from code
+    // (not from the parser, which splits on them) is escaped, so no value can
+    // forge a content line.
+    if p.value.contains(['\r', '\n']) {
+        line.push_str(&p.value.replace("\r\n", "\\n").replace(['\r', '\n'], "\\n"));
+    } else {
+        line.push_str(&p.value);
+    }
+    fold_into(&line, out);
+}
+
+/// Fold a logical line at 75 octets (continuations start with one space that
+/// counts toward the 75) and append it with CRLF.
+pub fn fold_into(line: &str, out: &mut Vec<u8>) {
+    const LIMIT: usize = 75;
+    let bytes = line.as_bytes();
+    let mut start = 0;
+    let mut first = true;
+    while start < bytes.len() {
+        let room = if first { LIMIT } else { LIMIT - 1 };
+        let mut end = (start + room).min(bytes.len());
+        while end < bytes.len() && !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        if !first {
+            out.push(b' ');
+        }
+        out.extend_from_slice(&bytes[start..end]);
+        out.extend_from_slice(b"\r\n");
+        start = end;
+        first = false;
+    }
+    if bytes.is_empty() {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn write_component(c: &Component, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"BEGIN:");
+    out.extend_from_slice(c.name.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for p in &c.props {
+        write_property(p, out);
+    }
+    for child in &c.children {
+        write_component(child, out);
+    }
+    out.extend_from_slice(b"END:");
+    out.extend_from_slice(c.name.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Serialize a component tree.
+pub fn serialize(c: &Component) -> Vec<u8> {
+    c.to_ics()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:a@b\r\nDTSTAMP:20240101T000000Z\r\nDTSTART;TZID=Europe/Berlin:20240105T090000\r\nSUMMARY:Caf\u{e9} \\, meeting\r\n with a fold\r\nATTENDEE;DELEGATED-FROM=\"mailto:a@x\",\"mailto:b@x\";CN=\"Doe; Jane\":mailto:j@x\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+    #[test]
+    fn parses_components_params_and_folds() {
+        let cal = parse(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(cal.name, "VCALENDAR");
+        let ev = &cal.children[0];
+        assert_eq!(ev.name, "VEVENT");
+        assert_eq!(ev.value("SUMMARY"), Some("Café \\, meetingwith a fold"));
+        assert_eq!(ev.prop("SUMMARY").unwrap().text_value(), "Café , meetingwith a fold");
+        let att = ev.prop("ATTENDEE").unwrap();
+        assert_eq!(att.params[0].values, vec!["mailto:a@x", "mailto:b@x"]);
+        assert_eq!(att.param("CN"), Some("Doe; Jane"));
+        assert_eq!(att.value, "mailto:j@x");
+        assert_eq!(ev.prop("DTSTART").unwrap().param("tzid"), Some("Europe/Berlin"));
+    }
+
+    #[test]
+    fn round_trips() {
+        let cal = parse(SAMPLE.as_bytes()).unwrap();
+        let out = serialize(&cal);
+        assert_eq!(parse(&out).unwrap(), cal);
+    }
+
+    #[test]
+    fn folds_at_75_octets_without_splitting_characters() {
+        let mut c = Component::new("VEVENT");
+        c.push(Property::text("SUMMARY", &"é".repeat(100)));
+        c.push(Property::new("DESCRIPTION", "x".repeat(300)));
+        let out = c.to_ics();
+        let text = String::from_utf8(out.clone()).expect("folding kept UTF-8 intact");
+        for line in text.split("\r\n") {
+            assert!(line.len() <= 75, "line of {} octets: {line:?}", line.len());
+        }
+        assert!(!text.replace("\r\n", "").contains('\n'));
+        assert_eq!(parse_all(&out).unwrap()[0], c);
+    }
+
+    #[test]
+    fn raw_newlines_in_values_cannot_forge_lines() {
+        let mut c = Component::new("VEVENT");
+        c.push(Property::new("SUMMARY", "x\r\nBEGIN:VEVENT\r\nUID:forged"));
+        let out = c.to_ics();
+        let back = parse_all(&out).unwrap();
+        assert_eq!(back.len(), 1);
+        assert!(back[0].children.is_empty());
+        assert_eq!(back[0].props.len(), 1);
+    }
+
+    #[test]
+    fn rfc6868_parameter_escapes() {
+        let line = "ATTENDEE;CN=\"a ^'b^' ^^ c^nd\":mailto:x@y";
+        let p = parse_line(line, 1).unwrap();
+        assert_eq!(p.param("CN"), Some("a \"b\" ^ c\nd"));
+        let mut out = Vec::new();
+        write_property(&p, &mut out);
+        assert_eq!(parse_line(std::str::from_utf8(&out).unwrap().trim_end(), 1).unwrap(), p);
+    }
+
+    #[test]
+    fn accepts_lf_only_and_bom() {
+        let lf = format!("\u{feff}{}", SAMPLE.replace("\r\n", "\n"));
+        assert_eq!(parse(lf.as_bytes()).unwrap(), parse(SAMPLE.as_bytes()).unwrap());
+    }
+
+    #[test]
+    fn refuses_broken_input_with_a_line_number() {
+        let check = |input: &str, needle: &str| {
+            let err = parse(input.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+        };
+        check("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VCALENDAR\r\n", "line 3");
+        check("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n", "never closed");
+        check("BEGIN:VCALENDAR\r\nno colon here\r\nEND:VCALENDAR\r\n", "line 2");
+        check("VERSION:2.0\r\n", "outside of any component");
+        check("", "no BEGIN:VCALENDAR");
+        check("BEGIN:VCALENDAR\r\nX;P=\"open:1\r\nEND:VCALENDAR\r\n", "unterminated");
+        let deep = "BEGIN:X\r\n".repeat(40);
+        check(&deep, "nested too deeply");
+        assert!(parse(&[0xff, 0xfe, 0x00]).unwrap_err().to_string().contains("UTF-8"));
+    }
+}

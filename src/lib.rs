@@ -1,0 +1,28 @@
+//! calbridge: ICS feeds and CalDAV for a scheduling platform's staff, kept in
+//! sync with Google Calendar and Microsoft Graph.
+//!
+//! # Layout
+//! - [`config`]: raw settings (TOML, environment, flags) validated into a
+//!   [`config::Config`] the rest of the program trusts.
+//! - [`model`]: companies, groups, staff, calendars, events, feeds, accounts:
+//!   plain data.
+//! - [`ics`]: iCalendar parse / serialize / time zones / recurrence (pure).
+//! - [`dav`]: WebDAV + CalDAV request parsing and multistatus writing (pure).
+//! - [`store`]: the `Store` trait, its sled implementation and the typed
+//!   [`store::Db`] that owns every key layout and index.
+//! - [`feed`]: rendering ICS feeds (pure) and their cache.
+//! - [`http`]: the server: router, auth, admin API, feeds, CalDAV, OAuth.
+//! - [`upstream`]: Google and Graph clients, mapping, and the emulator.
+//! - [`sync`]: scheduler, incremental pull, outbox push, conflict policy.
+//! - [`crypto`]: tokens, hashes, password hashing, encryption at rest.
+
+pub mod config;
+pub mod crypto;
+pub mod dav;
+pub mod feed;
+pub mod http;
+pub mod ics;
+pub mod model;
+pub mod store;
+pub mod sync;
+pub mod upstream;

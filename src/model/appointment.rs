@@ -1,0 +1,1 @@
+//! An appointment as the admin API sees it, and its iCalendar form.
