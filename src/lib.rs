@@ -15,14 +15,20 @@
 //! - [`upstream`]: Google and Graph clients, mapping, and the emulator.
 //! - [`sync`]: scheduler, incremental pull, outbox push, conflict policy.
 //! - [`crypto`]: tokens, hashes, password hashing, encryption at rest.
+//! - [`freebusy`]: busy periods over appointments and conflict calendars.
+//! - [`server`]: a whole server assembled from a config (serve, demo, tests).
+//! - [`demo`]: the sample company `calbridge demo` runs.
 
 pub mod config;
 pub mod crypto;
 pub mod dav;
+pub mod demo;
 pub mod feed;
+pub mod freebusy;
 pub mod http;
 pub mod ics;
 pub mod model;
+pub mod server;
 pub mod store;
 pub mod sync;
 pub mod upstream;

@@ -1,1 +1,130 @@
-fn main() {}
+//! `calbridge`: the command line. Thin: parse flags, set up logging, hand
+//! over to the library.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use calbridge::config::{self, Config, Flags, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "calbridge",
+    version,
+    about = "ICS feeds and CalDAV for your staff, synced with Google and Microsoft"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// TOML configuration file (also CALBRIDGE_CONFIG).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (also CALBRIDGE_LISTEN); default 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Store directory (also CALBRIDGE_DATA); default ./data.
+        #[arg(long)]
+        data: Option<String>,
+        /// Base of every URL handed out (also CALBRIDGE_PUBLIC_URL).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// The whole system on this machine with sample data and no credentials.
+    Demo {
+        /// Address to listen on; default 127.0.0.1:8080 or the next free port.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+}
+
+fn init_tracing(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            data,
+            public_url,
+        } => {
+            let flags = Flags {
+                config,
+                listen,
+                data,
+                public_url,
+            };
+            let cfg = match config::load(&flags, &config::process_env()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("calbridge: configuration error: {e}");
+                    std::process::exit(2);
+                }
+            };
+            init_tracing(&cfg.log_level, cfg.log_format);
+            runtime.block_on(serve(cfg))
+        }
+        Command::Demo { listen } => {
+            init_tracing("warn,calbridge=info", LogFormat::Text);
+            runtime.block_on(calbridge::demo::run(listen, shutdown_signal()))
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let cfg = Arc::new(cfg);
+    let server = calbridge::server::Server::open(cfg.clone())
+        .with_context(|| format!("cannot open the store at {}", cfg.store_path.display()))?;
+    server.announce_admin_token();
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("server.listen: cannot listen on {}", cfg.listen))?;
+    tracing::info!(listen = %cfg.listen, public_url = %cfg.public_url, "calbridge serving");
+    server.run(listener, shutdown_signal()).await?;
+    Ok(())
+}

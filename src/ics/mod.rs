@@ -145,7 +145,9 @@ impl Component {
 
     /// The first property with this name.
     pub fn prop(&self, name: &str) -> Option<&Property> {
-        self.props.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+        self.props
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
     }
 
     pub fn prop_mut(&mut self, name: &str) -> Option<&mut Property> {
@@ -191,10 +193,7 @@ impl Component {
     }
 
     /// Direct sub-components with this name.
-    pub fn children_named<'a>(
-        &'a self,
-        name: &'a str,
-    ) -> impl Iterator<Item = &'a Component> + 'a {
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Component> + 'a {
         self.children
             .iter()
             .filter(move |c| c.name.eq_ignore_ascii_case(name))
@@ -563,12 +562,18 @@ mod tests {
         let ev = &cal.children[0];
         assert_eq!(ev.name, "VEVENT");
         assert_eq!(ev.value("SUMMARY"), Some("Café \\, meetingwith a fold"));
-        assert_eq!(ev.prop("SUMMARY").unwrap().text_value(), "Café , meetingwith a fold");
+        assert_eq!(
+            ev.prop("SUMMARY").unwrap().text_value(),
+            "Café , meetingwith a fold"
+        );
         let att = ev.prop("ATTENDEE").unwrap();
         assert_eq!(att.params[0].values, vec!["mailto:a@x", "mailto:b@x"]);
         assert_eq!(att.param("CN"), Some("Doe; Jane"));
         assert_eq!(att.value, "mailto:j@x");
-        assert_eq!(ev.prop("DTSTART").unwrap().param("tzid"), Some("Europe/Berlin"));
+        assert_eq!(
+            ev.prop("DTSTART").unwrap().param("tzid"),
+            Some("Europe/Berlin")
+        );
     }
 
     #[test]
@@ -610,13 +615,19 @@ mod tests {
         assert_eq!(p.param("CN"), Some("a \"b\" ^ c\nd"));
         let mut out = Vec::new();
         write_property(&p, &mut out);
-        assert_eq!(parse_line(std::str::from_utf8(&out).unwrap().trim_end(), 1).unwrap(), p);
+        assert_eq!(
+            parse_line(std::str::from_utf8(&out).unwrap().trim_end(), 1).unwrap(),
+            p
+        );
     }
 
     #[test]
     fn accepts_lf_only_and_bom() {
         let lf = format!("\u{feff}{}", SAMPLE.replace("\r\n", "\n"));
-        assert_eq!(parse(lf.as_bytes()).unwrap(), parse(SAMPLE.as_bytes()).unwrap());
+        assert_eq!(
+            parse(lf.as_bytes()).unwrap(),
+            parse(SAMPLE.as_bytes()).unwrap()
+        );
     }
 
     #[test]
@@ -625,14 +636,26 @@ mod tests {
             let err = parse(input.as_bytes()).unwrap_err().to_string();
             assert!(err.contains(needle), "{err:?} should mention {needle:?}");
         };
-        check("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VCALENDAR\r\n", "line 3");
+        check(
+            "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VCALENDAR\r\n",
+            "line 3",
+        );
         check("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n", "never closed");
-        check("BEGIN:VCALENDAR\r\nno colon here\r\nEND:VCALENDAR\r\n", "line 2");
+        check(
+            "BEGIN:VCALENDAR\r\nno colon here\r\nEND:VCALENDAR\r\n",
+            "line 2",
+        );
         check("VERSION:2.0\r\n", "outside of any component");
         check("", "no BEGIN:VCALENDAR");
-        check("BEGIN:VCALENDAR\r\nX;P=\"open:1\r\nEND:VCALENDAR\r\n", "unterminated");
+        check(
+            "BEGIN:VCALENDAR\r\nX;P=\"open:1\r\nEND:VCALENDAR\r\n",
+            "unterminated",
+        );
         let deep = "BEGIN:X\r\n".repeat(40);
         check(&deep, "nested too deeply");
-        assert!(parse(&[0xff, 0xfe, 0x00]).unwrap_err().to_string().contains("UTF-8"));
+        assert!(parse(&[0xff, 0xfe, 0x00])
+            .unwrap_err()
+            .to_string()
+            .contains("UTF-8"));
     }
 }

@@ -74,10 +74,7 @@ impl SledStore {
 }
 
 fn iter_map(it: sled::Iter) -> KvIter<'static> {
-    Box::new(it.map(|r| {
-        r.map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .map_err(backend)
-    }))
+    Box::new(it.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(backend)))
 }
 
 impl Store for SledStore {

@@ -53,7 +53,8 @@ impl Db {
         b.expect(
             Tree::Companies,
             company.as_str(),
-            self.store.get(Tree::Companies, company.as_str().as_bytes())?,
+            self.store
+                .get(Tree::Companies, company.as_str().as_bytes())?,
         );
         b.put(Tree::Groups, g.id.as_str(), encode(&g));
         b.put(
@@ -137,7 +138,8 @@ impl Db {
         b.expect(
             Tree::Companies,
             company.as_str(),
-            self.store.get(Tree::Companies, company.as_str().as_bytes())?,
+            self.store
+                .get(Tree::Companies, company.as_str().as_bytes())?,
         );
         for g in &s.groups {
             // The groups must still exist when the staff member joins them.

@@ -120,7 +120,10 @@ impl Db {
     pub fn href_for_uid(&self, cal: &CalendarId, uid: &str) -> DbResult<Option<String>> {
         Ok(self
             .store
-            .get(Tree::EventUids, &key(&[cal.as_str().as_bytes(), uid.as_bytes()]))?
+            .get(
+                Tree::EventUids,
+                &key(&[cal.as_str().as_bytes(), uid.as_bytes()]),
+            )?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
@@ -316,7 +319,11 @@ impl Db {
         let old = old.ok_or(DbError::NotFound)?;
         let seq = cur_seq + 1;
         let mut b = Batch::new();
-        b.expect(Tree::CalSeq, cal.as_str(), Some(keys::seq(cur_seq).to_vec()));
+        b.expect(
+            Tree::CalSeq,
+            cal.as_str(),
+            Some(keys::seq(cur_seq).to_vec()),
+        );
         b.expect(Tree::Events, ek.clone(), raw);
         b.put(Tree::CalSeq, cal.as_str(), keys::seq(seq).to_vec());
         self.unindex(&mut b, &old);
@@ -378,7 +385,11 @@ impl Db {
     /// Changes after `since` (0: every live event). `None` when `since` is
     /// not a sequence number this calendar has reached, so the caller can
     /// refuse the token.
-    pub fn changes_since(&self, cal: &CalendarId, since: u64) -> DbResult<Option<(u64, Vec<Change>)>> {
+    pub fn changes_since(
+        &self,
+        cal: &CalendarId,
+        since: u64,
+    ) -> DbResult<Option<(u64, Vec<Change>)>> {
         let current = self.calendar_seq(cal)?.ok_or(DbError::NotFound)?;
         if since > current {
             return Ok(None);

@@ -12,7 +12,8 @@ mod directory;
 mod events;
 mod feeds;
 
-pub use events::{Change, EventWrite, PutOutcome, LONG_SPAN};
+pub use directory::StaffChange;
+pub use events::{etag_of, overlaps, Change, EventWrite, PutOutcome, LONG_SPAN};
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

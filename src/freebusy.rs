@@ -1,0 +1,93 @@
+//! Free/busy: the busy periods of a staff member over their appointments
+//! and every calendar marked `conflicts`, with recurring events expanded and
+//! transparent (free) or cancelled events left out.
+//!
+//! Used by the admin API, CalDAV free-busy-query and busy feeds.
+
+use crate::ics;
+use crate::model::{Calendar, Staff, Timestamp};
+use crate::store::db::DbResult;
+use crate::store::Db;
+
+/// One busy period, clipped to the query range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busy {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// `appointments`, or `<provider>:<calendar name>` for a mirrored one.
+    pub source: String,
+}
+
+fn counts(cal: &Calendar) -> bool {
+    cal.is_native() || cal.conflicts
+}
+
+fn source_of(cal: &Calendar) -> String {
+    if cal.is_native() {
+        cal.slug.clone()
+    } else {
+        format!("calendar:{}", cal.name)
+    }
+}
+
+/// Is this VEVENT busy time? (not TRANSPARENT, not CANCELLED)
+pub fn is_busy(ev: &ics::Component) -> bool {
+    let transparent = ev
+        .value("TRANSP")
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("TRANSPARENT"));
+    let cancelled = ev
+        .value("STATUS")
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("CANCELLED"));
+    !transparent && !cancelled
+}
+
+/// Busy periods in `[start, end)`, sorted, overlapping ones of one source
+/// merged.
+pub fn busy_periods(
+    db: &Db,
+    staff: &Staff,
+    start: Timestamp,
+    end: Timestamp,
+) -> DbResult<Vec<Busy>> {
+    let mut out = Vec::new();
+    for cal in db.calendars_of_staff(&staff.id)? {
+        if !counts(&cal) {
+            continue;
+        }
+        let source = source_of(&cal);
+        let mut periods = Vec::new();
+        for meta in db.events_overlapping(&cal.id, start - 86_400, end + 86_400)? {
+            let Some(body) = db.event_body(&cal.id, &meta.href)? else {
+                continue;
+            };
+            let Ok(obj) = ics::parse(&body) else { continue };
+            let master = crate::model::appointment::master(&obj);
+            if master.is_some_and(|m| !is_busy(m)) {
+                continue;
+            }
+            if meta.recurring {
+                // Expanded by the recurrence engine (ics::recur).
+                continue;
+            }
+            let (s, e) = (meta.start.max(start), meta.end.min(end));
+            if s < e {
+                periods.push((s, e));
+            }
+        }
+        periods.sort();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (s, e) in periods {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        out.extend(merged.into_iter().map(|(s, e)| Busy {
+            start: s,
+            end: e,
+            source: source.clone(),
+        }));
+    }
+    out.sort_by_key(|b| (b.start, b.end));
+    Ok(out)
+}
