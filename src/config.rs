@@ -800,3 +800,25 @@ mod tests {
         assert_eq!(parse_size("1PB"), None);
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    /// The documented example must load, and document every key.
+    #[test]
+    fn example_config_is_valid_and_complete() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/calbridge.example.toml");
+        let raw = RawConfig::from_file(Path::new(path)).expect("example parses");
+        raw.validate().expect("example validates");
+        let text = std::fs::read_to_string(path).unwrap();
+        for (key, var) in ENV_KEYS {
+            let field = key.rsplit('.').next().unwrap();
+            assert!(
+                text.contains(&format!("{field} =")),
+                "{key} is not documented"
+            );
+            assert!(text.contains(var), "{var} is not documented");
+        }
+    }
+}

@@ -343,7 +343,11 @@ async fn bind(listen: Option<String>) -> anyhow::Result<tokio::net::TcpListener>
 
 /// Run the demo until `shutdown` resolves. Its data lives in a temporary
 /// directory removed on exit.
-pub async fn run(listen: Option<String>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    listen: Option<String>,
+    state_file: Option<std::path::PathBuf>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
     let dir = std::env::temp_dir().join(format!("calbridge-demo-{}", crypto::random_id(8)));
@@ -391,6 +395,27 @@ pub async fn run(listen: Option<String>, shutdown: impl Future<Output = ()>) -> 
         "  Data in {} (removed on exit). Press Ctrl-C to stop.",
         dir.display()
     );
+    if let Some(path) = state_file {
+        let feeds: Vec<serde_json::Value> = sample
+            .feeds
+            .iter()
+            .map(|(name, url)| {
+                serde_json::json!({"name": name.split_whitespace().collect::<Vec<_>>().join(" "), "url": url})
+            })
+            .collect();
+        let state = serde_json::json!({
+            "base_url": config.public_url,
+            "admin_token": token,
+            "company": sample.company,
+            "caldav": {
+                "url": format!("{}/dav/", config.public_url),
+                "username": sample.caldav_user,
+                "password": sample.caldav_password,
+            },
+            "feeds": feeds,
+        });
+        std::fs::write(&path, serde_json::to_vec_pretty(&state)?)?;
+    }
     let result = server.run(listener, shutdown).await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(result?)

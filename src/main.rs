@@ -42,6 +42,10 @@ enum Command {
         /// Address to listen on; default 127.0.0.1:8080 or the next free port.
         #[arg(long)]
         listen: Option<String>,
+        /// Also write the URLs and credentials as JSON to this file (for
+        /// scripts: CI interop checks, benchmarks).
+        #[arg(long)]
+        state_file: Option<PathBuf>,
     },
 }
 
@@ -109,9 +113,9 @@ fn main() -> anyhow::Result<()> {
             init_tracing(&cfg.log_level, cfg.log_format);
             runtime.block_on(serve(cfg))
         }
-        Command::Demo { listen } => {
+        Command::Demo { listen, state_file } => {
             init_tracing("warn,calbridge=info", LogFormat::Text);
-            runtime.block_on(calbridge::demo::run(listen, shutdown_signal()))
+            runtime.block_on(calbridge::demo::run(listen, state_file, shutdown_signal()))
         }
     }
 }

@@ -628,10 +628,21 @@ mod interim {
     }
 
     pub fn check_rrule(rule: &str) -> Result<(), String> {
-        if !rule.to_ascii_uppercase().contains("FREQ=") {
-            return Err("FREQ is missing".into());
+        let freq = rule
+            .split(';')
+            .find_map(|p| {
+                p.trim()
+                    .to_ascii_uppercase()
+                    .strip_prefix("FREQ=")
+                    .map(str::to_string)
+            })
+            .ok_or("FREQ is missing")?;
+        match freq.as_str() {
+            "SECONDLY" | "MINUTELY" | "HOURLY" | "DAILY" | "WEEKLY" | "MONTHLY" | "YEARLY" => {
+                Ok(())
+            }
+            other => Err(format!("unknown FREQ {other}")),
         }
-        Ok(())
     }
 
     pub fn vtimezone(_zone: &str, _from: i32, _to: i32) -> Option<Component> {

@@ -1,0 +1,159 @@
+//! A real calbridge server on 127.0.0.1:0 with a fresh store, driven over
+//! HTTP by the end-to-end tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use calbridge::config::RawConfig;
+use calbridge::server::Server;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub app: calbridge::http::App,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_gzip()
+        .build()
+        .expect("client")
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tune: impl FnOnce(&mut RawConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, tune).await
+    }
+
+    /// Start on an existing store directory (restart tests).
+    pub async fn start_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut RawConfig)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut raw = RawConfig::default();
+        raw.set("server.listen", addr.to_string());
+        raw.set("store.path", dir.path().display().to_string());
+        raw.set("security.admin_token", ADMIN_TOKEN.into());
+        raw.set("security.secret_key", "test-secret-key-0123456789".into());
+        tune(&mut raw);
+        let config = Arc::new(raw.validate().expect("test config"));
+        let server = Server::open(config.clone()).expect("server");
+        let app = server.app.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .run(listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        TestServer {
+            base: config.public_url.clone(),
+            client: client(),
+            app,
+            dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// An admin API call: (status, JSON body or Null).
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                self.url(path),
+            )
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, v)
+    }
+
+    /// POST and expect 201; returns the body.
+    pub async fn create(&self, path: &str, body: Value) -> Value {
+        let (s, v) = self.api("POST", path, Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "POST {path}: {v}");
+        v
+    }
+
+    /// A company with one staff member; returns (company id, staff id).
+    pub async fn company_with_staff(&self, tz: &str) -> (String, String) {
+        let c = self
+            .create(
+                "/api/v1/companies",
+                serde_json::json!({"name": "Acme", "timezone": tz}),
+            )
+            .await;
+        let cid = c["id"].as_str().unwrap().to_string();
+        let s = self
+            .create(
+                &format!("/api/v1/companies/{cid}/staff"),
+                serde_json::json!({"name": "Anna", "email": format!("anna{}@acme.example", rand_suffix())}),
+            )
+            .await;
+        (cid, s["id"].as_str().unwrap().to_string())
+    }
+
+    /// Stop the server and wait for it to finish.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        // Let the store's handles close before reuse.
+        drop(self.app);
+        self.dir
+    }
+}
+
+pub fn rand_suffix() -> String {
+    calbridge::crypto::random_id(6)
+}
+
+/// Fetch a URL without auth: (status, headers, body).
+pub async fn get(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut req = client.get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    let s = r.status();
+    let h = r.headers().clone();
+    (s, h, r.bytes().await.unwrap().to_vec())
+}
