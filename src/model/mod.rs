@@ -6,6 +6,7 @@
 //! Everything belongs to one company (tenant); every record carries its
 //! company id so a lookup can be checked against the caller's scope.
 
+pub mod account;
 pub mod appointment;
 
 use serde::{Deserialize, Serialize};

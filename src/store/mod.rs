@@ -63,6 +63,10 @@ pub enum Tree {
     SyncState,
     /// `calendar \0 remote id` → href.
     RemoteIds,
+    /// `calendar \0 series id \0 item id` → the provider's JSON of a series
+    /// master or one of its exceptions, so an object can be rebuilt when
+    /// only one part changes upstream.
+    RemoteItems,
 }
 
 impl Tree {
@@ -94,6 +98,7 @@ impl Tree {
         Tree::Conflicts,
         Tree::SyncState,
         Tree::RemoteIds,
+        Tree::RemoteItems,
     ];
 
     pub fn name(self) -> &'static str {
@@ -125,6 +130,7 @@ impl Tree {
             Tree::Conflicts => "conflicts",
             Tree::SyncState => "sync_state",
             Tree::RemoteIds => "remote_ids",
+            Tree::RemoteItems => "remote_items",
         }
     }
 

@@ -282,6 +282,9 @@ impl Db {
         for cal in self.calendars_of_staff(id)? {
             self.calendar_removal(&mut b, &cal)?;
         }
+        for a in self.accounts_of_staff(id)? {
+            self.account_removal(&mut b, &a)?;
+        }
         for ap in self.app_passwords(id)? {
             b.delete(
                 Tree::AppPasswords,
@@ -408,7 +411,7 @@ impl Db {
         Ok(self.store.commit(b)?)
     }
 
-    fn calendar_removal(&self, b: &mut Batch, cal: &Calendar) -> DbResult<()> {
+    pub(super) fn calendar_removal(&self, b: &mut Batch, cal: &Calendar) -> DbResult<()> {
         let id = cal.id.as_str().as_bytes();
         b.delete(Tree::Calendars, id);
         b.delete(
@@ -416,6 +419,7 @@ impl Db {
             key(&[cal.staff.as_str().as_bytes(), id]),
         );
         b.delete(Tree::CalSeq, id);
+        b.delete(Tree::SyncState, id);
         let p = prefix(id);
         for meta in self.events_of_calendar(&cal.id)? {
             b.delete(Tree::EventIds, meta.id.as_str());
@@ -429,6 +433,7 @@ impl Db {
             Tree::Changes,
             Tree::Tombstones,
             Tree::RemoteIds,
+            Tree::RemoteItems,
         ] {
             for r in self.store.scan_prefix(tree, &p) {
                 let (k, _) = r?;

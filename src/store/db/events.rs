@@ -13,6 +13,8 @@
 //!   leaves a `Tombstones` row and a `Changes` row, so sync-collection since
 //!   any token reads only the changes after it.
 
+use std::collections::HashMap;
+
 use super::{decode, encode, key, prefix, Db, DbError, DbResult, Precondition};
 use crate::model::{now, CalendarId, EventId, EventMeta, RemoteRef, Timestamp};
 use crate::store::{keys, Batch, StoreError, Tree};
@@ -41,6 +43,27 @@ pub struct EventWrite {
     pub id: Option<EventId>,
     /// When the content last changed (defaults to now).
     pub last_modified: Option<Timestamp>,
+}
+
+/// One operation of [`Db::apply_events`].
+#[derive(Debug, Clone)]
+pub enum EventOp {
+    Put(EventWrite, Precondition),
+    Delete(String, Precondition),
+}
+
+/// A put that was applied (or found unchanged).
+#[derive(Debug, Clone)]
+pub struct PutResult {
+    pub meta: EventMeta,
+    pub old: Option<EventMeta>,
+    pub unchanged: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum OpOutcome {
+    Put(PutResult),
+    Deleted(EventMeta),
 }
 
 #[derive(Debug, Clone)]
@@ -223,80 +246,24 @@ impl Db {
         pre: &Precondition,
         extra: impl FnOnce(&EventMeta, Option<&EventMeta>) -> Batch,
     ) -> DbResult<PutOutcome> {
-        let _guard = self.lock(w.calendar.as_str());
-        let cur_seq = self.calendar_seq(&w.calendar)?.ok_or(DbError::NotFound)?;
-        let ek = event_key(&w.calendar, &w.href);
-        let old_raw = self.store.get(Tree::Events, &ek)?;
-        let old: Option<EventMeta> = old_raw
-            .as_deref()
-            .map(|v| decode(Tree::Events, v))
-            .transpose()?;
-        check(pre, old.as_ref())?;
-        if let Some(other) = self.href_for_uid(&w.calendar, &w.uid)? {
-            if other != w.href {
-                return Err(DbError::UidConflict {
-                    uid: w.uid,
-                    href: other,
-                });
-            }
+        let cal = w.calendar.clone();
+        let mut extra = Some(extra);
+        let mut outcomes =
+            self.apply_events(&cal, vec![EventOp::Put(w, pre.clone())], |out| {
+                match (out, extra.take()) {
+                    (OpOutcome::Put(o), Some(f)) if !o.unchanged => f(&o.meta, o.old.as_ref()),
+                    _ => Batch::new(),
+                }
+            })?;
+        match outcomes.pop() {
+            Some(Ok(OpOutcome::Put(o))) => Ok(PutOutcome {
+                meta: o.meta,
+                created: o.old.is_none(),
+                unchanged: o.unchanged,
+            }),
+            Some(Err(e)) => Err(e),
+            _ => unreachable!("one op gives one outcome"),
         }
-        let etag = etag_of(&w.body);
-        if let Some(o) = &old {
-            if o.etag == etag && o.remote == w.remote && o.uid == w.uid {
-                return Ok(PutOutcome {
-                    meta: o.clone(),
-                    created: false,
-                    unchanged: true,
-                });
-            }
-        }
-        let seq = cur_seq + 1;
-        let t = now();
-        let meta = EventMeta {
-            id: old
-                .as_ref()
-                .map(|o| o.id.clone())
-                .or(w.id.clone())
-                .unwrap_or_else(EventId::generate),
-            calendar: w.calendar.clone(),
-            href: w.href.clone(),
-            uid: w.uid.clone(),
-            etag,
-            seq,
-            start: w.start,
-            end: w.end,
-            recurring: w.recurring,
-            created: old.as_ref().map(|o| o.created).unwrap_or(t),
-            last_modified: w.last_modified.unwrap_or(t),
-            remote: w.remote.clone(),
-        };
-        let mut b = Batch::new();
-        let cal = w.calendar.as_str();
-        b.expect(Tree::CalSeq, cal, Some(keys::seq(cur_seq).to_vec()));
-        b.expect(Tree::Events, ek.clone(), old_raw);
-        b.put(Tree::CalSeq, cal, keys::seq(seq).to_vec());
-        if let Some(o) = &old {
-            self.unindex(&mut b, o);
-        } else if let Some(t) = self.store.get(Tree::Tombstones, &ek)? {
-            // Re-created after a deletion: the tombstone goes.
-            b.delete(Tree::Tombstones, ek.clone());
-            if let Some(s) = keys::seq_from(&t) {
-                b.delete(Tree::Changes, change_key(&w.calendar, s));
-            }
-        }
-        b.put(Tree::Events, ek.clone(), encode(&meta));
-        b.put(Tree::Bodies, ek.clone(), w.body);
-        self.index(&mut b, &meta);
-        let mut change = vec![KIND_PUT];
-        change.extend_from_slice(w.href.as_bytes());
-        b.put(Tree::Changes, change_key(&w.calendar, seq), change);
-        b.extend(extra(&meta, old.as_ref()));
-        self.store.commit(b)?;
-        Ok(PutOutcome {
-            created: old.is_none(),
-            meta,
-            unchanged: false,
-        })
     }
 
     /// Delete an event, leaving a tombstone for sync-collection.
@@ -307,35 +274,184 @@ impl Db {
         pre: &Precondition,
         extra: impl FnOnce(&EventMeta) -> Batch,
     ) -> DbResult<EventMeta> {
+        let mut extra = Some(extra);
+        let mut outcomes = self.apply_events(
+            cal,
+            vec![EventOp::Delete(href.to_string(), pre.clone())],
+            |out| match (out, extra.take()) {
+                (OpOutcome::Deleted(old), Some(f)) => f(old),
+                _ => Batch::new(),
+            },
+        )?;
+        match outcomes.pop() {
+            Some(Ok(OpOutcome::Deleted(old))) => Ok(old),
+            Some(Err(e)) => Err(e),
+            _ => unreachable!("one op gives one outcome"),
+        }
+    }
+
+    /// Apply several puts and deletes to one calendar in one atomic batch
+    /// with one flush (a sync page). Each op gets its own outcome; an op
+    /// that fails its precondition or UID check is left out and the others
+    /// still apply. `extra` is called for each applied op and its rows join
+    /// the batch. Returns `Err` only when the batch as a whole failed.
+    pub fn apply_events(
+        &self,
+        cal: &CalendarId,
+        ops: Vec<EventOp>,
+        mut extra: impl FnMut(&OpOutcome) -> Batch,
+    ) -> DbResult<Vec<DbResult<OpOutcome>>> {
+        self.apply_events_with(cal, ops, &mut extra, Batch::new())
+    }
+
+    /// [`Db::apply_events`] with rows that must commit with the ops (a
+    /// sync cursor, provider items).
+    pub fn apply_events_with(
+        &self,
+        cal: &CalendarId,
+        ops: Vec<EventOp>,
+        extra: &mut dyn FnMut(&OpOutcome) -> Batch,
+        tail: Batch,
+    ) -> DbResult<Vec<DbResult<OpOutcome>>> {
         let _guard = self.lock(cal.as_str());
         let cur_seq = self.calendar_seq(cal)?.ok_or(DbError::NotFound)?;
-        let ek = event_key(cal, href);
-        let raw = self.store.get(Tree::Events, &ek)?;
-        let old: Option<EventMeta> = raw
-            .as_deref()
-            .map(|v| decode(Tree::Events, v))
-            .transpose()?;
-        check(pre, old.as_ref())?;
-        let old = old.ok_or(DbError::NotFound)?;
-        let seq = cur_seq + 1;
+        let mut seq = cur_seq;
         let mut b = Batch::new();
         b.expect(
             Tree::CalSeq,
             cal.as_str(),
             Some(keys::seq(cur_seq).to_vec()),
         );
-        b.expect(Tree::Events, ek.clone(), raw);
-        b.put(Tree::CalSeq, cal.as_str(), keys::seq(seq).to_vec());
-        self.unindex(&mut b, &old);
-        b.delete(Tree::Events, ek.clone());
-        b.delete(Tree::Bodies, ek.clone());
-        b.put(Tree::Tombstones, ek, keys::seq(seq).to_vec());
-        let mut change = vec![KIND_DELETE];
-        change.extend_from_slice(href.as_bytes());
-        b.put(Tree::Changes, change_key(cal, seq), change);
-        b.extend(extra(&old));
+        // What this batch already did, so later ops see earlier ones.
+        let mut overlay: HashMap<String, Option<EventMeta>> = HashMap::new();
+        let mut uid_overlay: HashMap<String, Option<String>> = HashMap::new();
+        let mut results = Vec::with_capacity(ops.len());
+        let t = now();
+        for op in ops {
+            let href = match &op {
+                EventOp::Put(w, _) => w.href.clone(),
+                EventOp::Delete(h, _) => h.clone(),
+            };
+            let ek = event_key(cal, &href);
+            let old: Option<EventMeta> = match overlay.get(&href) {
+                Some(o) => o.clone(),
+                None => {
+                    let raw = self.store.get(Tree::Events, &ek)?;
+                    b.expect(Tree::Events, ek.clone(), raw.clone());
+                    raw.as_deref()
+                        .map(|v| decode(Tree::Events, v))
+                        .transpose()?
+                }
+            };
+            match op {
+                EventOp::Put(w, pre) => {
+                    if let Err(e) = check(&pre, old.as_ref()) {
+                        results.push(Err(e));
+                        continue;
+                    }
+                    let holder = match uid_overlay.get(&w.uid) {
+                        Some(h) => h.clone(),
+                        None => self.href_for_uid(cal, &w.uid)?,
+                    };
+                    if let Some(other) = holder {
+                        if other != w.href {
+                            results.push(Err(DbError::UidConflict {
+                                uid: w.uid,
+                                href: other,
+                            }));
+                            continue;
+                        }
+                    }
+                    let etag = etag_of(&w.body);
+                    if let Some(o) = &old {
+                        if o.etag == etag && o.remote == w.remote && o.uid == w.uid {
+                            let out = OpOutcome::Put(PutResult {
+                                meta: o.clone(),
+                                old: Some(o.clone()),
+                                unchanged: true,
+                            });
+                            results.push(Ok(out));
+                            continue;
+                        }
+                    }
+                    seq += 1;
+                    let meta = EventMeta {
+                        id: old
+                            .as_ref()
+                            .map(|o| o.id.clone())
+                            .or(w.id.clone())
+                            .unwrap_or_else(EventId::generate),
+                        calendar: cal.clone(),
+                        href: w.href.clone(),
+                        uid: w.uid.clone(),
+                        etag,
+                        seq,
+                        start: w.start,
+                        end: w.end,
+                        recurring: w.recurring,
+                        created: old.as_ref().map(|o| o.created).unwrap_or(t),
+                        last_modified: w.last_modified.unwrap_or(t),
+                        remote: w.remote.clone(),
+                    };
+                    if let Some(o) = &old {
+                        self.unindex(&mut b, o);
+                        if o.uid != meta.uid {
+                            uid_overlay.insert(o.uid.clone(), None);
+                        }
+                    } else if let Some(ts) = self.store.get(Tree::Tombstones, &ek)? {
+                        // Re-created after a deletion: the tombstone goes.
+                        b.delete(Tree::Tombstones, ek.clone());
+                        if let Some(s) = keys::seq_from(&ts) {
+                            b.delete(Tree::Changes, change_key(cal, s));
+                        }
+                    }
+                    b.put(Tree::Events, ek.clone(), encode(&meta));
+                    b.put(Tree::Bodies, ek.clone(), w.body);
+                    self.index(&mut b, &meta);
+                    let mut change = vec![KIND_PUT];
+                    change.extend_from_slice(w.href.as_bytes());
+                    b.put(Tree::Changes, change_key(cal, seq), change);
+                    uid_overlay.insert(meta.uid.clone(), Some(meta.href.clone()));
+                    overlay.insert(href, Some(meta.clone()));
+                    let out = OpOutcome::Put(PutResult {
+                        meta,
+                        old,
+                        unchanged: false,
+                    });
+                    b.extend(extra(&out));
+                    results.push(Ok(out));
+                }
+                EventOp::Delete(_, pre) => {
+                    if let Err(e) = check(&pre, old.as_ref()) {
+                        results.push(Err(e));
+                        continue;
+                    }
+                    let Some(old) = old else {
+                        results.push(Err(DbError::NotFound));
+                        continue;
+                    };
+                    seq += 1;
+                    self.unindex(&mut b, &old);
+                    b.delete(Tree::Events, ek.clone());
+                    b.delete(Tree::Bodies, ek.clone());
+                    b.put(Tree::Tombstones, ek.clone(), keys::seq(seq).to_vec());
+                    let mut change = vec![KIND_DELETE];
+                    change.extend_from_slice(href.as_bytes());
+                    b.put(Tree::Changes, change_key(cal, seq), change);
+                    uid_overlay.insert(old.uid.clone(), None);
+                    overlay.insert(href, None);
+                    let out = OpOutcome::Deleted(old);
+                    b.extend(extra(&out));
+                    results.push(Ok(out));
+                }
+            }
+        }
+        if seq != cur_seq {
+            b.put(Tree::CalSeq, cal.as_str(), keys::seq(seq).to_vec());
+        }
+        b.extend(tail);
         self.store.commit(b)?;
-        Ok(old)
+        Ok(results)
     }
 
     fn index(&self, b: &mut Batch, m: &EventMeta) {

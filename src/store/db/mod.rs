@@ -8,12 +8,15 @@
 //! calendar's sequence number, so a lost update is impossible even if two
 //! processes shared a store.
 
+mod accounts;
 mod directory;
 mod events;
 mod feeds;
 
 pub use directory::StaffChange;
-pub use events::{etag_of, overlaps, Change, EventWrite, PutOutcome, LONG_SPAN};
+pub use events::{
+    etag_of, overlaps, Change, EventOp, EventWrite, OpOutcome, PutOutcome, PutResult, LONG_SPAN,
+};
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -194,3 +197,6 @@ pub(crate) fn decode<T: DeserializeOwned>(tree: Tree, v: &[u8]) -> DbResult<T> {
 }
 
 pub(crate) use keys::{key, prefix};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,291 @@
+//! The typed store's invariants: preconditions, UID uniqueness, the change
+//! log behind sync tokens, the time index, batches.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::model::{CalendarId, EventId};
+use crate::store::SledStore;
+
+fn db() -> Db {
+    Db::open(Arc::new(SledStore::temporary().unwrap())).unwrap()
+}
+
+fn setup() -> (Db, CalendarId) {
+    let db = db();
+    let c = db.create_company("Acme", "UTC").unwrap();
+    let (_, cal) = db
+        .create_staff(&c.id, "Anna", "anna@acme.example", "UTC", &[])
+        .unwrap();
+    (db, cal.id)
+}
+
+fn w(cal: &CalendarId, href: &str, uid: &str, start: i64, end: i64, body: &str) -> EventWrite {
+    EventWrite {
+        calendar: cal.clone(),
+        href: href.into(),
+        uid: uid.into(),
+        start,
+        end,
+        recurring: false,
+        body: body.as_bytes().to_vec(),
+        remote: None,
+        id: None,
+        last_modified: None,
+    }
+}
+
+fn put(db: &Db, ev: EventWrite, pre: Precondition) -> DbResult<PutOutcome> {
+    db.put_event(ev, &pre, |_, _| Batch::new())
+}
+
+#[test]
+fn preconditions_and_uid_uniqueness() {
+    let (db, cal) = setup();
+    let a = put(
+        &db,
+        w(&cal, "a.ics", "u1", 0, 10, "A"),
+        Precondition::IfAbsent,
+    )
+    .unwrap();
+    assert!(a.created);
+    assert!(matches!(
+        put(
+            &db,
+            w(&cal, "a.ics", "u1", 0, 10, "A2"),
+            Precondition::IfAbsent
+        ),
+        Err(DbError::PreconditionFailed)
+    ));
+    assert!(matches!(
+        put(
+            &db,
+            w(&cal, "a.ics", "u1", 0, 10, "A2"),
+            Precondition::IfMatch("nope".into())
+        ),
+        Err(DbError::PreconditionFailed)
+    ));
+    let a2 = put(
+        &db,
+        w(&cal, "a.ics", "u1", 0, 10, "A2"),
+        Precondition::IfMatch(format!("\"{}\"", a.meta.etag)),
+    )
+    .unwrap();
+    assert_ne!(a2.meta.etag, a.meta.etag);
+    assert_eq!(a2.meta.id, a.meta.id, "the id survives changes");
+    match put(&db, w(&cal, "b.ics", "u1", 0, 10, "B"), Precondition::None) {
+        Err(DbError::UidConflict { href, .. }) => assert_eq!(href, "a.ics"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        db.delete_event(&cal, "missing.ics", &Precondition::None, |_| Batch::new()),
+        Err(DbError::NotFound)
+    ));
+    // After deleting, the UID is free again.
+    db.delete_event(&cal, "a.ics", &Precondition::IfExists, |_| Batch::new())
+        .unwrap();
+    put(
+        &db,
+        w(&cal, "b.ics", "u1", 0, 10, "B"),
+        Precondition::IfAbsent,
+    )
+    .unwrap();
+    assert_eq!(
+        db.href_for_uid(&cal, "u1").unwrap().as_deref(),
+        Some("b.ics")
+    );
+}
+
+#[test]
+fn identical_writes_change_nothing() {
+    let (db, cal) = setup();
+    put(&db, w(&cal, "a.ics", "u1", 0, 10, "A"), Precondition::None).unwrap();
+    let seq = db.calendar_seq(&cal).unwrap().unwrap();
+    let again = put(&db, w(&cal, "a.ics", "u1", 0, 10, "A"), Precondition::None).unwrap();
+    assert!(again.unchanged);
+    assert_eq!(
+        db.calendar_seq(&cal).unwrap().unwrap(),
+        seq,
+        "no sequence number spent"
+    );
+}
+
+#[test]
+fn change_log_reports_exactly_what_changed_since_a_token() {
+    let (db, cal) = setup();
+    for i in 0..5 {
+        put(
+            &db,
+            w(&cal, &format!("{i}.ics"), &format!("u{i}"), 0, 10, "x"),
+            Precondition::None,
+        )
+        .unwrap();
+    }
+    let (t0, all) = db.changes_since(&cal, 0).unwrap().unwrap();
+    assert_eq!(t0, 5);
+    assert_eq!(all.len(), 5);
+    put(
+        &db,
+        w(&cal, "1.ics", "u1", 0, 10, "changed"),
+        Precondition::None,
+    )
+    .unwrap();
+    put(
+        &db,
+        w(&cal, "1.ics", "u1", 0, 10, "changed again"),
+        Precondition::None,
+    )
+    .unwrap();
+    db.delete_event(&cal, "3.ics", &Precondition::None, |_| Batch::new())
+        .unwrap();
+    let (t1, since) = db.changes_since(&cal, t0).unwrap().unwrap();
+    assert_eq!(t1, 8);
+    let mut got: Vec<(String, bool)> = since.iter().map(|c| (c.href.clone(), c.deleted)).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![("1.ics".into(), false), ("3.ics".into(), true)],
+        "one row per href"
+    );
+    // Initial sync never lists deletions; a future token is refused.
+    let (_, initial) = db.changes_since(&cal, 0).unwrap().unwrap();
+    assert_eq!(initial.len(), 4);
+    assert!(db.changes_since(&cal, 99).unwrap().is_none());
+    // Re-creating a deleted href replaces its tombstone.
+    put(
+        &db,
+        w(&cal, "3.ics", "u3", 0, 10, "back"),
+        Precondition::IfAbsent,
+    )
+    .unwrap();
+    let (_, since) = db.changes_since(&cal, t1).unwrap().unwrap();
+    assert_eq!(since.len(), 1);
+    assert!(!since[0].deleted);
+    assert_eq!(db.changes_since(&cal, t0).unwrap().unwrap().1.len(), 2);
+}
+
+#[test]
+fn time_index_finds_short_long_and_recurring_events() {
+    let (db, cal) = setup();
+    let day = 86_400;
+    put(
+        &db,
+        w(&cal, "short.ics", "s", 10 * day, 10 * day + 3600, "s"),
+        Precondition::None,
+    )
+    .unwrap();
+    put(
+        &db,
+        w(&cal, "long.ics", "l", 0, 30 * day, "l"),
+        Precondition::None,
+    )
+    .unwrap();
+    let mut rec = w(&cal, "rec.ics", "r", 2 * day, i64::MAX, "r");
+    rec.recurring = true;
+    put(&db, rec, Precondition::None).unwrap();
+    put(
+        &db,
+        w(&cal, "zero.ics", "z", 20 * day, 20 * day, "z"),
+        Precondition::None,
+    )
+    .unwrap();
+    let hits = |s: i64, e: i64| {
+        let mut v: Vec<String> = db
+            .events_overlapping(&cal, s, e)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.href)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        hits(10 * day, 11 * day),
+        vec!["long.ics", "rec.ics", "short.ics"]
+    );
+    assert_eq!(
+        hits(10 * day + 3600, 11 * day),
+        vec!["long.ics", "rec.ics"],
+        "end is exclusive"
+    );
+    assert_eq!(
+        hits(20 * day, 20 * day + 1),
+        vec!["long.ics", "rec.ics", "zero.ics"]
+    );
+    assert_eq!(hits(40 * day, 41 * day), vec!["rec.ics"]);
+    assert_eq!(hits(-10 * day, -day), Vec::<String>::new());
+    // Moving an event moves its index row.
+    put(
+        &db,
+        w(&cal, "short.ics", "s", 50 * day, 50 * day + 60, "moved"),
+        Precondition::None,
+    )
+    .unwrap();
+    assert_eq!(hits(10 * day, 11 * day), vec!["long.ics", "rec.ics"]);
+    assert_eq!(hits(50 * day, 51 * day), vec!["rec.ics", "short.ics"]);
+}
+
+#[test]
+fn batches_apply_many_ops_with_one_commit_and_per_op_outcomes() {
+    let (db, cal) = setup();
+    put(&db, w(&cal, "keep.ics", "k", 0, 1, "k"), Precondition::None).unwrap();
+    let ops = vec![
+        EventOp::Put(w(&cal, "a.ics", "ua", 0, 1, "a"), Precondition::None),
+        EventOp::Put(w(&cal, "a.ics", "ua", 0, 1, "a2"), Precondition::None),
+        EventOp::Put(w(&cal, "b.ics", "ua", 0, 1, "b"), Precondition::None),
+        EventOp::Delete("keep.ics".into(), Precondition::None),
+        EventOp::Put(w(&cal, "c.ics", "k", 0, 1, "c"), Precondition::None),
+        EventOp::Delete("nothing.ics".into(), Precondition::None),
+    ];
+    let mut extras = 0;
+    let out = db
+        .apply_events(&cal, ops, |_| {
+            extras += 1;
+            Batch::new()
+        })
+        .unwrap();
+    assert!(out[0].is_ok() && out[1].is_ok());
+    assert!(
+        matches!(out[2], Err(DbError::UidConflict { .. })),
+        "UID taken earlier in the batch"
+    );
+    assert!(out[3].is_ok());
+    assert!(out[4].is_ok(), "UID freed earlier in the batch");
+    assert!(matches!(out[5], Err(DbError::NotFound)));
+    assert_eq!(extras, 4);
+    assert_eq!(db.event_body(&cal, "a.ics").unwrap().unwrap(), b"a2");
+    assert_eq!(db.calendar_seq(&cal).unwrap().unwrap(), 5);
+    let ids: Vec<EventId> = db
+        .events_of_calendar(&cal)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    for id in ids {
+        assert!(db.event_by_id(&id).unwrap().is_some());
+    }
+}
+
+#[test]
+fn deleting_a_staff_member_removes_everything_of_theirs() {
+    let (db, cal) = setup();
+    put(&db, w(&cal, "a.ics", "u", 0, 1, "a"), Precondition::None).unwrap();
+    let staff = db.calendar(&cal).unwrap().unwrap().staff;
+    db.delete_staff(&staff).unwrap();
+    assert!(db.calendar(&cal).unwrap().is_none());
+    for tree in [
+        Tree::Events,
+        Tree::Bodies,
+        Tree::EventIds,
+        Tree::EventUids,
+        Tree::EventTimes,
+        Tree::Changes,
+        Tree::CalSeq,
+        Tree::Staff,
+        Tree::StaffEmail,
+        Tree::StaffCalendars,
+    ] {
+        assert_eq!(db.store().len(tree), 0, "{tree:?} left behind");
+    }
+}
