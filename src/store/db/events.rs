@@ -63,7 +63,7 @@ pub struct PutResult {
 #[derive(Debug, Clone)]
 pub enum OpOutcome {
     Put(PutResult),
-    Deleted(EventMeta),
+    Deleted(Box<EventMeta>),
 }
 
 #[derive(Debug, Clone)]
@@ -284,7 +284,7 @@ impl Db {
             },
         )?;
         match outcomes.pop() {
-            Some(Ok(OpOutcome::Deleted(old))) => Ok(old),
+            Some(Ok(OpOutcome::Deleted(old))) => Ok(*old),
             Some(Err(e)) => Err(e),
             _ => unreachable!("one op gives one outcome"),
         }
@@ -440,7 +440,7 @@ impl Db {
                     b.put(Tree::Changes, change_key(cal, seq), change);
                     uid_overlay.insert(old.uid.clone(), None);
                     overlay.insert(href, None);
-                    let out = OpOutcome::Deleted(old);
+                    let out = OpOutcome::Deleted(Box::new(old));
                     b.extend(extra(&out));
                     results.push(Ok(out));
                 }
