@@ -62,7 +62,7 @@ pub struct PutResult {
 
 #[derive(Debug, Clone)]
 pub enum OpOutcome {
-    Put(PutResult),
+    Put(Box<PutResult>),
     Deleted(Box<EventMeta>),
 }
 
@@ -257,8 +257,8 @@ impl Db {
             })?;
         match outcomes.pop() {
             Some(Ok(OpOutcome::Put(o))) => Ok(PutOutcome {
-                meta: o.meta,
                 created: o.old.is_none(),
+                meta: o.meta,
                 unchanged: o.unchanged,
             }),
             Some(Err(e)) => Err(e),
@@ -365,11 +365,11 @@ impl Db {
                     let etag = etag_of(&w.body);
                     if let Some(o) = &old {
                         if o.etag == etag && o.remote == w.remote && o.uid == w.uid {
-                            let out = OpOutcome::Put(PutResult {
+                            let out = OpOutcome::Put(Box::new(PutResult {
                                 meta: o.clone(),
                                 old: Some(o.clone()),
                                 unchanged: true,
-                            });
+                            }));
                             results.push(Ok(out));
                             continue;
                         }
