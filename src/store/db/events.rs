@@ -413,11 +413,11 @@ impl Db {
                     b.put(Tree::Changes, change_key(cal, seq), change);
                     uid_overlay.insert(meta.uid.clone(), Some(meta.href.clone()));
                     overlay.insert(href, Some(meta.clone()));
-                    let out = OpOutcome::Put(PutResult {
+                    let out = OpOutcome::Put(Box::new(PutResult {
                         meta,
                         old,
                         unchanged: false,
-                    });
+                    }));
                     b.extend(extra(&out));
                     results.push(Ok(out));
                 }
