@@ -27,6 +27,7 @@ pub mod feed;
 pub mod freebusy;
 pub mod http;
 pub mod ics;
+pub mod interim;
 pub mod model;
 pub mod server;
 pub mod store;

@@ -5,7 +5,9 @@
 //! backoff); OAuth goes through [`oauth::OauthClient`].
 
 pub mod emulator;
+pub mod google;
 pub mod http;
 pub mod oauth;
+pub mod provider;
 
 pub use http::{RetryPolicy, Upstream, UpstreamError};
