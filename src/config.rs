@@ -80,6 +80,8 @@ pub struct RawSync {
     pub past_window: Option<String>,
     pub max_calendars_per_account: Option<toml::Value>,
     pub concurrency: Option<toml::Value>,
+    pub backoff_base: Option<String>,
+    pub backoff_cap: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Clone)]
@@ -134,6 +136,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
         "CALBRIDGE_SYNC_MAX_CALENDARS_PER_ACCOUNT",
     ),
     ("sync.concurrency", "CALBRIDGE_SYNC_CONCURRENCY"),
+    ("sync.backoff_base", "CALBRIDGE_SYNC_BACKOFF_BASE"),
+    ("sync.backoff_cap", "CALBRIDGE_SYNC_BACKOFF_CAP"),
     ("feeds.refresh_interval", "CALBRIDGE_FEEDS_REFRESH_INTERVAL"),
     ("google.client_id", "CALBRIDGE_GOOGLE_CLIENT_ID"),
     ("google.client_secret", "CALBRIDGE_GOOGLE_CLIENT_SECRET"),
@@ -224,6 +228,8 @@ impl RawConfig {
             "sync.past_window" => self.sync.past_window = Some(v),
             "sync.max_calendars_per_account" => self.sync.max_calendars_per_account = Some(num(&v)),
             "sync.concurrency" => self.sync.concurrency = Some(num(&v)),
+            "sync.backoff_base" => self.sync.backoff_base = Some(v),
+            "sync.backoff_cap" => self.sync.backoff_cap = Some(v),
             "feeds.refresh_interval" => self.feeds.refresh_interval = Some(v),
             "log.level" => self.log.level = Some(v),
             "log.format" => self.log.format = Some(v),
@@ -304,6 +310,9 @@ pub struct SyncConfig {
     pub max_calendars_per_account: usize,
     /// Accounts synced at the same time.
     pub concurrency: usize,
+    /// First retry delay after an upstream failure; doubles up to the cap.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
 }
 
 /// Validated settings.
@@ -502,6 +511,16 @@ impl RawConfig {
             1,
             256,
         )?;
+        let backoff_base =
+            duration_setting("sync.backoff_base", self.sync.backoff_base.as_deref(), "1s")?;
+        let backoff_cap =
+            duration_setting("sync.backoff_cap", self.sync.backoff_cap.as_deref(), "15m")?;
+        if backoff_base.is_zero() || backoff_cap < backoff_base {
+            return Err(invalid(
+                "sync.backoff_cap",
+                "must be at least sync.backoff_base, which must be above 0",
+            ));
+        }
         let feed_refresh = duration_setting(
             "feeds.refresh_interval",
             self.feeds.refresh_interval.as_deref(),
@@ -626,6 +645,8 @@ impl RawConfig {
                 past_window,
                 max_calendars_per_account: max_cal as usize,
                 concurrency: concurrency as usize,
+                backoff_base,
+                backoff_cap,
             },
             feed_refresh,
             google,

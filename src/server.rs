@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::crypto::SecretBox;
 use crate::http::{self, AdminToken, App};
 use crate::store::{Db, SledStore};
 
@@ -24,6 +25,55 @@ pub enum StartError {
     Db(#[from] crate::store::db::DbError),
     #[error("cannot create {0}: {1}")]
     Dir(String, std::io::Error),
+    #[error("security.secret_key: {0}")]
+    SecretKey(String),
+}
+
+/// The key that seals OAuth tokens: `security.secret_key`, or (when not
+/// configured) a random key kept in `<store>/secret.key` with mode 0600.
+fn secret_key(config: &Config) -> Result<String, StartError> {
+    if let Some(k) = &config.secret_key {
+        return Ok(k.expose().to_string());
+    }
+    let path = config.store_path.join("secret.key");
+    match std::fs::read_to_string(&path) {
+        Ok(k) if k.trim().len() >= 16 => return Ok(k.trim().to_string()),
+        Ok(_) => {
+            return Err(StartError::SecretKey(format!(
+                "{} is too short",
+                path.display()
+            )))
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(StartError::SecretKey(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )))
+        }
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(&config.store_path)
+        .map_err(|e| StartError::Dir(config.store_path.display().to_string(), e))?;
+    let key = crate::crypto::random_token();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    use std::io::Write;
+    let mut f = opts
+        .open(&path)
+        .map_err(|e| StartError::SecretKey(format!("cannot create {}: {e}", path.display())))?;
+    f.write_all(key.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| StartError::SecretKey(format!("cannot write {}: {e}", path.display())))?;
+    tracing::warn!(
+        "security.secret_key is not set: generated one in {} (keep it with the data, or set the key)",
+        path.display()
+    );
+    Ok(key)
 }
 
 impl Server {
@@ -40,7 +90,8 @@ impl Server {
         store: Arc<dyn crate::store::Store>,
     ) -> Result<Self, StartError> {
         let db = Db::open(store)?;
-        let (app, admin_token) = App::new(config, db)?;
+        let secrets = SecretBox::new(&secret_key(&config)?);
+        let (app, admin_token) = App::new(config, db, secrets)?;
         Ok(Server { app, admin_token })
     }
 

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod feeds;
+pub mod oauth;
 pub mod ops;
 
 use std::future::Future;
@@ -44,6 +45,8 @@ pub struct AppInner {
     pub feeds: FeedCache,
     pub metrics: ops::Metrics,
     pub dav_auth: auth::CredentialCache,
+    pub sync: Arc<crate::sync::SyncEngine>,
+    pub secrets: crate::crypto::SecretBox,
     /// False until start-up work is done, and again while shutting down.
     pub ready: AtomicBool,
     pub started: Instant,
@@ -70,6 +73,7 @@ impl App {
     pub fn new(
         config: Arc<Config>,
         db: Db,
+        secrets: crate::crypto::SecretBox,
     ) -> Result<(App, AdminToken), crate::store::db::DbError> {
         let (admin_token_hash, token) = match &config.admin_token {
             Some(t) => (
@@ -93,8 +97,11 @@ impl App {
                 }
             },
         };
+        let sync = crate::sync::SyncEngine::new(db.clone(), config.clone(), secrets.clone());
         let app = App {
             inner: Arc::new(AppInner {
+                sync,
+                secrets,
                 feeds: FeedCache::new(),
                 metrics: ops::Metrics::new(),
                 dav_auth: auth::CredentialCache::new(),
@@ -130,6 +137,7 @@ pub fn router(app: App) -> Router {
         .merge(ops::router())
         .merge(api::router(app.clone()))
         .merge(feeds::router())
+        .merge(oauth::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)

@@ -164,6 +164,9 @@ pub struct Calendar {
     pub primary: bool,
     /// Counted as busy in free/busy.
     pub conflicts: bool,
+    /// IANA zone: floating times and CalDAV's calendar-timezone.
+    #[serde(default)]
+    pub timezone: Option<String>,
     pub created: Timestamp,
 }
 

@@ -1,2 +1,521 @@
-//! The upstream sync loop: scheduler, incremental pull, outbox push and the
-//! conflict policy.
+//! The upstream sync loop: a scheduler that runs every connected account
+//! every `sync.interval` (with jitter), or at once on a trigger, with at most
+//! `sync.concurrency` accounts at a time and never two runs of one account
+//! (so never two syncs of one calendar); per-calendar incremental pulls;
+//! errors turned into a status a staff member understands plus a backoff
+//! that resumes by itself.
+
+pub mod pull;
+pub mod tokens;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::config::Config;
+use crate::crypto::SecretBox;
+use crate::model::account::{Account, AccountStatus, SkippedItem, SyncProgress};
+use crate::model::{now, AccountId, Calendar, CalendarSource, Provider, Timestamp};
+use crate::store::db::DbError;
+use crate::store::Db;
+use crate::upstream::google::{self, Google};
+use crate::upstream::oauth::OauthClient;
+use crate::upstream::provider::{is_resync, Cursor, Page};
+use crate::upstream::{RetryPolicy, Upstream, UpstreamError};
+
+type MapFn =
+    fn(
+        &str,
+        &[(String, Vec<u8>)],
+        Option<&str>,
+    ) -> Result<crate::upstream::provider::MappedSeries, crate::upstream::provider::MapError>;
+
+/// Most items named in an account's status.
+const MAX_SKIPPED: usize = 50;
+
+/// One provider's clients.
+pub struct ProviderClients {
+    pub oauth: OauthClient,
+    pub api: ProviderApi,
+}
+
+/// The provider APIs the engine drives.
+pub enum ProviderApi {
+    Google(Google),
+}
+
+impl ProviderApi {
+    pub async fn identity(&self, token: &str) -> Result<String, UpstreamError> {
+        match self {
+            ProviderApi::Google(g) => g.identity(token).await,
+        }
+    }
+
+    pub async fn calendars(
+        &self,
+        token: &str,
+    ) -> Result<Vec<crate::model::account::RemoteCalendar>, UpstreamError> {
+        match self {
+            ProviderApi::Google(g) => g.calendars(token).await,
+        }
+    }
+
+    async fn pull_page(
+        &self,
+        token: &str,
+        remote: &str,
+        cursor: &Cursor,
+        window: Timestamp,
+    ) -> Result<Page, UpstreamError> {
+        match self {
+            ProviderApi::Google(g) => g.pull_page(token, remote, cursor, window).await,
+        }
+    }
+
+    /// The provider's series mapping (a plain function: it runs on the
+    /// blocking pool).
+    fn mapper(&self) -> MapFn {
+        match self {
+            ProviderApi::Google(_) => google::map::map_series,
+        }
+    }
+}
+
+/// Why a run stopped early.
+#[derive(Debug)]
+enum RunError {
+    Upstream(UpstreamError),
+    Token(tokens::TokenError),
+    Store(DbError),
+}
+
+impl From<UpstreamError> for RunError {
+    fn from(e: UpstreamError) -> Self {
+        RunError::Upstream(e)
+    }
+}
+
+impl From<DbError> for RunError {
+    fn from(e: DbError) -> Self {
+        RunError::Store(e)
+    }
+}
+
+pub struct SyncEngine {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub secrets: SecretBox,
+    pub google: Option<ProviderClients>,
+    pub microsoft: Option<ProviderClients>,
+    /// When each account is due next (unix seconds). A std mutex: only
+    /// held to read or update the map, never across an await.
+    due: Mutex<HashMap<AccountId, Timestamp>>,
+    running: Mutex<HashSet<AccountId>>,
+    wake: Notify,
+    limit: Arc<Semaphore>,
+}
+
+impl SyncEngine {
+    pub fn new(db: Db, config: Arc<Config>, secrets: SecretBox) -> Arc<Self> {
+        let policy = RetryPolicy {
+            base: config.sync.backoff_base.min(Duration::from_secs(2)),
+            cap: config.sync.backoff_cap.min(Duration::from_secs(32)),
+            ..RetryPolicy::default()
+        };
+        let upstream = Upstream::new(policy);
+        let redirect = |p: &str| format!("{}/oauth/{p}/callback", config.public_url);
+        let google = config.google.configured().then(|| ProviderClients {
+            oauth: OauthClient::new(
+                Provider::Google,
+                &config.google,
+                &redirect("google"),
+                Duration::from_secs(30),
+            )
+            .expect("a configured provider has a client id"),
+            api: ProviderApi::Google(Google::new(upstream.clone(), &config.google.api_base)),
+        });
+        let limit = Arc::new(Semaphore::new(config.sync.concurrency));
+        Arc::new(SyncEngine {
+            db,
+            secrets,
+            google,
+            microsoft: None,
+            due: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+            limit,
+            config,
+        })
+    }
+
+    pub fn clients(&self, p: Provider) -> Option<&ProviderClients> {
+        match p {
+            Provider::Google => self.google.as_ref(),
+            Provider::Microsoft => self.microsoft.as_ref(),
+        }
+    }
+
+    /// Run this account's sync as soon as possible.
+    pub fn trigger(&self, id: &AccountId) {
+        self.due
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), 0);
+        self.wake.notify_one();
+    }
+
+    fn schedule(&self, id: &AccountId, at: Timestamp) {
+        self.due
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), at);
+    }
+
+    /// Is a run of this account in flight?
+    pub fn is_running(&self, id: &AccountId) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+
+    fn jittered_interval(&self) -> i64 {
+        let base = self.config.sync.interval.as_secs() as i64;
+        let spread = (base / 10).max(1);
+        base + rand::thread_rng().gen_range(-spread..=spread)
+    }
+
+    /// Backoff after `failures` consecutive failed runs, at least `floor`.
+    fn backoff(&self, failures: u32, floor: Option<Duration>) -> i64 {
+        let base = self.config.sync.backoff_base.as_secs_f64().max(0.001);
+        let cap = self.config.sync.backoff_cap.as_secs_f64();
+        let exp = (base * 2f64.powi(failures.min(20) as i32)).min(cap);
+        let jittered = rand::thread_rng().gen_range(exp / 2.0..=exp);
+        let floor = floor.map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        jittered.max(floor).ceil() as i64
+    }
+
+    /// The scheduler: runs until `shutdown` resolves.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        // Every account with tokens starts due (spread over the first
+        // interval so a restart does not hit the providers all at once).
+        if let Ok(accounts) = self.db.all_accounts() {
+            let interval = self.config.sync.interval.as_secs().max(1) as i64;
+            let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+            for a in accounts {
+                if a.tokens.is_some() && a.status != AccountStatus::AuthorizationExpired {
+                    let at = a
+                        .next_sync
+                        .unwrap_or(0)
+                        .min(now() + rand::thread_rng().gen_range(0..interval));
+                    due.insert(a.id, at);
+                }
+            }
+        }
+        tokio::pin!(shutdown);
+        loop {
+            let t = now();
+            let ready: Vec<AccountId> = {
+                let due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+                let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                due.iter()
+                    .filter(|(id, at)| **at <= t && !running.contains(*id))
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            };
+            for id in ready {
+                let Ok(permit) = self.limit.clone().try_acquire_owned() else {
+                    break;
+                };
+                {
+                    self.due
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                    self.running
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id.clone());
+                }
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let span = tracing::info_span!("sync", account = %id);
+                    tracing::Instrument::instrument(me.run_account(&id), span).await;
+                    me.running
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                    me.wake.notify_one();
+                });
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    fn set_status(&self, id: &AccountId, f: impl FnMut(&mut Account)) {
+        if let Err(e) = self.db.modify_account(id, f) {
+            if !matches!(e, DbError::NotFound) {
+                tracing::warn!(account = %id, error = %e, "cannot update account status");
+            }
+        }
+    }
+
+    /// One run of one account. Never panics, never returns an error: the
+    /// outcome is the account's status and its next due time.
+    pub async fn run_account(self: &Arc<Self>, id: &AccountId) {
+        let Ok(Some(account)) = self.db.account(id) else {
+            return;
+        };
+        if account.tokens.is_none() || account.status == AccountStatus::AuthorizationExpired {
+            return;
+        }
+        let Some(clients) = self.clients(account.provider) else {
+            self.set_status(id, |a| {
+                a.status = AccountStatus::Error;
+                a.error = Some(format!(
+                    "{} is not configured on this server",
+                    a.provider.as_str()
+                ));
+            });
+            return;
+        };
+        let calendars: Vec<Calendar> = match self.db.calendars_of_account(&account) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read calendars");
+                self.schedule(id, now() + self.backoff(account.failures, None));
+                return;
+            }
+        };
+        let total = calendars.len() as u32;
+        self.set_status(id, |a| {
+            a.status = AccountStatus::Syncing;
+            a.progress = Some(SyncProgress {
+                calendars_total: total,
+                ..SyncProgress::default()
+            });
+        });
+        let started = std::time::Instant::now();
+        let mut skipped = Vec::new();
+        let result = self
+            .run_calendars(&account, clients, &calendars, &mut skipped)
+            .await;
+        skipped.truncate(MAX_SKIPPED);
+        let provider = match account.provider {
+            Provider::Google => "Google",
+            Provider::Microsoft => "Microsoft",
+        };
+        match result {
+            Ok(()) => {
+                let next = now() + self.jittered_interval();
+                tracing::info!(
+                    ms = started.elapsed().as_millis() as u64,
+                    calendars = total,
+                    "sync done"
+                );
+                self.set_status(id, |a| {
+                    a.status = AccountStatus::Ok;
+                    a.error = None;
+                    a.last_sync = Some(now());
+                    a.next_sync = Some(next);
+                    a.progress = None;
+                    a.failures = 0;
+                    a.skipped = skipped.clone();
+                });
+                self.schedule(id, next);
+            }
+            Err(RunError::Token(tokens::TokenError::Expired(msg))) => {
+                self.set_status(id, |a| {
+                    a.status = AccountStatus::AuthorizationExpired;
+                    a.error = Some(msg.clone());
+                    a.next_sync = None;
+                    a.progress = None;
+                });
+            }
+            Err(e) => {
+                let failures = account.failures + 1;
+                let (status, floor, msg) = match &e {
+                    RunError::Upstream(UpstreamError::RateLimited { retry_after }) => (
+                        AccountStatus::RateLimited,
+                        *retry_after,
+                        format!("{provider} asked calbridge to slow down; syncing resumes by itself"),
+                    ),
+                    RunError::Upstream(UpstreamError::Unauthorized) => (
+                        AccountStatus::Error,
+                        None,
+                        format!("{provider} refused calbridge's access token; retrying, reconnect the account if this persists"),
+                    ),
+                    RunError::Upstream(u) => (
+                        AccountStatus::Error,
+                        u.retry_after(),
+                        format!("{provider} could not be reached or answered wrongly ({u}); syncing resumes by itself"),
+                    ),
+                    RunError::Token(t) => (
+                        AccountStatus::Error,
+                        None,
+                        format!("could not renew access to {provider} ({t}); syncing resumes by itself"),
+                    ),
+                    RunError::Store(s) => (AccountStatus::Error, None, format!("calbridge could not store the events ({s})")),
+                };
+                let next = now() + self.backoff(failures - 1, floor);
+                tracing::warn!(error = ?e, next_in_s = next - now(), "sync failed");
+                self.set_status(id, |a| {
+                    a.status = status;
+                    a.error = Some(msg.clone());
+                    a.next_sync = Some(next);
+                    a.failures = failures;
+                    a.skipped = skipped.clone();
+                });
+                self.schedule(id, next);
+            }
+        }
+    }
+
+    async fn run_calendars(
+        &self,
+        account: &Account,
+        clients: &ProviderClients,
+        calendars: &[Calendar],
+        skipped: &mut Vec<SkippedItem>,
+    ) -> Result<(), RunError> {
+        let mut token =
+            tokens::access_token(&self.db, &self.secrets, &clients.oauth, account, false)
+                .await
+                .map_err(RunError::Token)?;
+        let mut refreshed = false;
+        for (i, cal) in calendars.iter().enumerate() {
+            let CalendarSource::Mirrored { remote_id, .. } = &cal.source else {
+                continue;
+            };
+            loop {
+                match self
+                    .sync_calendar(account, clients, cal, remote_id, &token, skipped)
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(RunError::Upstream(UpstreamError::Unauthorized)) if !refreshed => {
+                        // One refresh, then retry the calendar.
+                        refreshed = true;
+                        let fresh = self.db.account(&account.id)?.ok_or(DbError::NotFound)?;
+                        token = tokens::access_token(
+                            &self.db,
+                            &self.secrets,
+                            &clients.oauth,
+                            &fresh,
+                            true,
+                        )
+                        .await
+                        .map_err(RunError::Token)?;
+                    }
+                    Err(RunError::Upstream(UpstreamError::NotFound)) => {
+                        skipped.push(SkippedItem {
+                            calendar: cal.name.clone(),
+                            remote_id: remote_id.clone(),
+                            reason: "the calendar no longer exists upstream".into(),
+                        });
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            self.set_status(&account.id, |a| {
+                if let Some(p) = a.progress.as_mut() {
+                    p.calendars_done = i as u32 + 1;
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn sync_calendar(
+        &self,
+        account: &Account,
+        clients: &ProviderClients,
+        cal: &Calendar,
+        remote_id: &str,
+        token: &str,
+        skipped: &mut Vec<SkippedItem>,
+    ) -> Result<(), RunError> {
+        let mut cursor: Cursor = self.db.sync_state(&cal.id)?.unwrap_or_default();
+        let window = now() - self.config.sync.past_window.as_secs() as i64;
+        let mut fresh_pass = cursor.token.is_none() && cursor.page.is_none();
+        let mut resynced = false;
+        let mut seen = HashSet::new();
+        loop {
+            let page = match clients
+                .api
+                .pull_page(token, remote_id, &cursor, window)
+                .await
+            {
+                Ok(p) => p,
+                Err(e) if is_resync(&e) && !resynced => {
+                    tracing::info!(calendar = %cal.id, "sync state expired upstream; full resync");
+                    resynced = true;
+                    fresh_pass = true;
+                    seen.clear();
+                    cursor = Cursor::default();
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let zone = cal.timezone.clone();
+            let map_fn = clients.api.mapper();
+            let db = self.db.clone();
+            let c = cal.clone();
+            let next_cursor = page.cursor.clone();
+            let changes = page.changes;
+            let mut seen_local = std::mem::take(&mut seen);
+            // Mapping and the page commit are CPU and disk work: keep them
+            // off the async threads.
+            let (outcome, seen_back, sk) = tokio::task::spawn_blocking(move || {
+                let mapper = |series: &str, items: &[(String, Vec<u8>)]| {
+                    map_fn(series, items, zone.as_deref())
+                };
+                let mut sk = Vec::new();
+                let r = pull::apply_page(
+                    &db,
+                    &c,
+                    &changes,
+                    &next_cursor,
+                    &mapper,
+                    &mut seen_local,
+                    &mut sk,
+                );
+                (r, seen_local, sk)
+            })
+            .await
+            .map_err(|e| {
+                RunError::Store(DbError::Store(crate::store::StoreError::Backend(
+                    e.to_string(),
+                )))
+            })?;
+            seen = seen_back;
+            skipped.extend(sk);
+            let outcome = outcome?;
+            self.set_status(&account.id, |a| {
+                if let Some(p) = a.progress.as_mut() {
+                    p.pages += 1;
+                    p.events += outcome.stored;
+                }
+            });
+            cursor = page.cursor;
+            if page.done {
+                if fresh_pass {
+                    let removed = pull::sweep_orphans(&self.db, cal, &seen)?;
+                    if removed > 0 {
+                        tracing::info!(calendar = %cal.id, removed, "removed events deleted upstream");
+                    }
+                }
+                return Ok(());
+            }
+        }
+    }
+}

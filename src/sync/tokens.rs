@@ -50,10 +50,9 @@ pub async fn access_token(
         crate::model::Provider::Google => "Google",
         crate::model::Provider::Microsoft => "Microsoft",
     };
-    let sealed = account
-        .tokens
-        .as_deref()
-        .ok_or_else(|| TokenError::Expired("the account is not connected yet; open the authorization link".into()))?;
+    let sealed = account.tokens.as_deref().ok_or_else(|| {
+        TokenError::Expired("the account is not connected yet; open the authorization link".into())
+    })?;
     let tokens = unseal(secrets, sealed).ok_or_else(|| {
         TokenError::Expired(
             "the stored tokens cannot be decrypted (was security.secret_key changed?); reconnect the account".into(),

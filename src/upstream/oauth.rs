@@ -118,23 +118,17 @@ impl OauthClient {
         }
     }
 
-    async fn call(&self, req: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, reqwest::Error> {
-        let (parts, body) = req.into_parts();
-        let resp = self
-            .http
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(body)
-            .send()
-            .await?;
-        let mut builder = http::Response::builder().status(resp.status());
-        for (k, v) in resp.headers() {
-            builder = builder.header(k, v);
-        }
-        let body = resp.bytes().await?.to_vec();
-        Ok(builder
-            .body(body)
-            .expect("status and headers came from a response"))
+    /// The `oauth2` crate's HTTP client: owns its reqwest client so the
+    /// future borrows nothing (and is `Send` for any lifetime).
+    fn http_client(
+        &self,
+    ) -> impl Fn(
+        oauth2::HttpRequest,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, reqwest::Error>> + Send>,
+    > {
+        let http = self.http.clone();
+        move |req| Box::pin(call(http.clone(), req))
     }
 
     fn tokens<TR: TokenResponse>(&self, r: &TR, previous_refresh: Option<&str>) -> TokenSet {
@@ -182,7 +176,7 @@ impl OauthClient {
 
     /// Exchange an authorization code (with its PKCE verifier) for tokens.
     pub async fn exchange(&self, code: &str, verifier: &str) -> Result<TokenSet, OauthError> {
-        let client = |r| self.call(r);
+        let client = self.http_client();
         let resp = self
             .client
             .exchange_code(AuthorizationCode::new(code.to_string()))
@@ -195,7 +189,7 @@ impl OauthClient {
 
     /// Get a fresh access token (and, from Microsoft, a new refresh token).
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, OauthError> {
-        let client = |r| self.call(r);
+        let client = self.http_client();
         let rt = RefreshToken::new(refresh_token.to_string());
         let mut req = self.client.exchange_refresh_token(&rt);
         if self.provider == Provider::Microsoft {
@@ -230,4 +224,25 @@ impl OauthClient {
             )))
         }
     }
+}
+
+async fn call(
+    http: reqwest::Client,
+    req: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, reqwest::Error> {
+    let (parts, body) = req.into_parts();
+    let resp = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await?;
+    let mut builder = http::Response::builder().status(resp.status());
+    for (k, v) in resp.headers() {
+        builder = builder.header(k, v);
+    }
+    let body = resp.bytes().await?.to_vec();
+    Ok(builder
+        .body(body)
+        .expect("status and headers came from a response"))
 }

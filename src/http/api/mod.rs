@@ -4,6 +4,7 @@
 //! added without authentication. Lists return a JSON array and page with
 //! `?limit=&cursor=` plus a `Link: <…>; rel="next"` header.
 
+mod accounts;
 mod appointments;
 mod directory;
 mod feeds;
@@ -62,6 +63,28 @@ pub fn router(_app: App) -> Router<App> {
         .route(
             "/api/v1/staff/{staff}/freebusy",
             get(appointments::freebusy),
+        )
+        .route(
+            "/api/v1/staff/{staff}/accounts",
+            post(accounts::connect).get(accounts::list),
+        )
+        .route(
+            "/api/v1/accounts/{account}",
+            axum::routing::delete(accounts::disconnect).get(accounts::status),
+        )
+        .route(
+            "/api/v1/accounts/{account}/calendars",
+            get(accounts::calendars),
+        )
+        .route(
+            "/api/v1/accounts/{account}/calendars/{remote}",
+            axum::routing::put(accounts::select),
+        )
+        .route("/api/v1/accounts/{account}/status", get(accounts::status))
+        .route("/api/v1/accounts/{account}/sync", post(accounts::sync_now))
+        .route(
+            "/api/v1/accounts/{account}/reconnect",
+            post(accounts::reconnect),
         )
         .route("/api/v1/feeds", post(feeds::create))
         .route(

@@ -161,6 +161,11 @@ impl Db {
             .collect())
     }
 
+    /// The account's conflict log (newest last).
+    pub fn conflicts_of_account(&self, id: &AccountId) -> DbResult<Vec<serde_json::Value>> {
+        self.scan_json(Tree::Conflicts, &prefix(id.as_str().as_bytes()))
+    }
+
     // ---- OAuth states ----
 
     /// Store a pending OAuth state under the hash of its value.
@@ -253,6 +258,16 @@ impl Db {
             Tree::RemoteItems,
             key(&[cal.as_str().as_bytes(), series.as_bytes(), item.as_bytes()]),
             json.to_vec(),
+        );
+        b
+    }
+
+    /// A row removing one stored item of a series.
+    pub fn remote_item_removal_row(&self, cal: &CalendarId, series: &str, item: &str) -> Batch {
+        let mut b = Batch::new();
+        b.delete(
+            Tree::RemoteItems,
+            key(&[cal.as_str().as_bytes(), series.as_bytes(), item.as_bytes()]),
         );
         b
     }

@@ -132,6 +132,7 @@ impl Db {
             direction: Direction::Bidirectional,
             primary: false,
             conflicts: true,
+            timezone: Some(s.timezone.clone()),
             created: s.created,
         };
         let mut b = Batch::new();
