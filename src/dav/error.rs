@@ -237,6 +237,79 @@ mod tests {
     }
 
     #[test]
+    fn condition_names_and_namespaces() {
+        let all = [
+            (
+                Condition::ValidCalendarData,
+                "{urn:ietf:params:xml:ns:caldav}valid-calendar-data",
+            ),
+            (
+                Condition::ValidCalendarObjectResource,
+                "{urn:ietf:params:xml:ns:caldav}valid-calendar-object-resource",
+            ),
+            (
+                Condition::SupportedCalendarComponent,
+                "{urn:ietf:params:xml:ns:caldav}supported-calendar-component",
+            ),
+            (
+                Condition::SupportedCalendarData,
+                "{urn:ietf:params:xml:ns:caldav}supported-calendar-data",
+            ),
+            (
+                Condition::NoUidConflict { href: "/x".into() },
+                "{urn:ietf:params:xml:ns:caldav}no-uid-conflict",
+            ),
+            (
+                Condition::CalendarCollectionLocationOk,
+                "{urn:ietf:params:xml:ns:caldav}calendar-collection-location-ok",
+            ),
+            (
+                Condition::MaxResourceSize,
+                "{urn:ietf:params:xml:ns:caldav}max-resource-size",
+            ),
+            (Condition::NeedPrivileges(vec![]), "{DAV:}need-privileges"),
+            (
+                Condition::PropfindFiniteDepth,
+                "{DAV:}propfind-finite-depth",
+            ),
+            (Condition::ValidSyncToken, "{DAV:}valid-sync-token"),
+            (Condition::SupportedReport, "{DAV:}supported-report"),
+            (
+                Condition::NumberOfMatchesWithinLimits,
+                "{DAV:}number-of-matches-within-limits",
+            ),
+            (
+                Condition::ValidFilter,
+                "{urn:ietf:params:xml:ns:caldav}valid-filter",
+            ),
+            (
+                Condition::SupportedFilter,
+                "{urn:ietf:params:xml:ns:caldav}supported-filter",
+            ),
+            (
+                Condition::SupportedCollation,
+                "{urn:ietf:params:xml:ns:caldav}supported-collation",
+            ),
+            (Condition::ResourceMustBeNull, "{DAV:}resource-must-be-null"),
+            (
+                Condition::ValidCalendarTimezone,
+                "{urn:ietf:params:xml:ns:caldav}valid-calendar-timezone",
+            ),
+            (
+                Condition::CannotModifyProtectedProperty,
+                "{DAV:}cannot-modify-protected-property",
+            ),
+            (Condition::ValidResourcetype, "{DAV:}valid-resourcetype"),
+        ];
+        for (c, want) in all {
+            assert_eq!(c.name().to_string(), want);
+            let body = DavError::condition(c, "m").to_xml().unwrap();
+            let tree = crate::dav::xml::parse(body.as_bytes()).unwrap();
+            assert_eq!(tree.elements().next().unwrap().name.to_string(), want);
+        }
+    }
+
+    #[test]
     fn default_statuses() {
         assert_eq!(Condition::NumberOfMatchesWithinLimits.default_status(), 507);
         assert_eq!(Condition::ValidSyncToken.default_status(), 403);
