@@ -119,12 +119,21 @@ impl Server {
         }
     }
 
-    /// Serve until `shutdown` resolves.
+    /// Serve (and run the sync scheduler) until `shutdown` resolves.
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        http::run(listener, self.app, shutdown).await
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let engine = self.app.sync.clone();
+        let mut rx = stop_rx.clone();
+        let scheduler = tokio::spawn(engine.run(async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }));
+        let result = http::run(listener, self.app, shutdown).await;
+        let _ = stop_tx.send(true);
+        let _ = scheduler.await;
+        result
     }
 }

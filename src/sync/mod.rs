@@ -216,6 +216,7 @@ impl SyncEngine {
             }
         }
         tokio::pin!(shutdown);
+        tracing::debug!("sync scheduler started");
         loop {
             let t = now();
             let ready: Vec<AccountId> = {
@@ -226,6 +227,9 @@ impl SyncEngine {
                     .map(|(id, _)| id.clone())
                     .collect()
             };
+            if !ready.is_empty() {
+                tracing::debug!(ready = ready.len(), "accounts due");
+            }
             for id in ready {
                 let Ok(permit) = self.limit.clone().try_acquire_owned() else {
                     break;
@@ -274,6 +278,7 @@ impl SyncEngine {
         let Ok(Some(account)) = self.db.account(id) else {
             return;
         };
+        tracing::debug!(status = ?account.status, "sync run starts");
         if account.tokens.is_none() || account.status == AccountStatus::AuthorizationExpired {
             return;
         }

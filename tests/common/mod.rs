@@ -41,6 +41,11 @@ impl TestServer {
 
     /// Start on an existing store directory (restart tests).
     pub async fn start_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut RawConfig)) -> Self {
+        // RUST_LOG=calbridge=debug shows the server's log in failing tests.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut raw = RawConfig::default();
@@ -156,4 +161,111 @@ pub async fn get(
     let s = r.status();
     let h = r.headers().clone();
     (s, h, r.bytes().await.unwrap().to_vec())
+}
+
+/// Point a server's Google and Microsoft settings at an emulator.
+pub fn use_emulator(raw: &mut RawConfig, base: &str) {
+    use calbridge::upstream::emulator as emu;
+    raw.set("google.client_id", emu::DEFAULT_GOOGLE_CLIENT_ID.into());
+    raw.set(
+        "google.client_secret",
+        emu::DEFAULT_GOOGLE_CLIENT_SECRET.into(),
+    );
+    raw.set("google.auth_url", format!("{base}/o/oauth2/v2/auth"));
+    raw.set("google.token_url", format!("{base}/token"));
+    raw.set("google.revoke_url", format!("{base}/revoke"));
+    raw.set("google.api_base", format!("{base}/calendar/v3"));
+    raw.set(
+        "microsoft.client_id",
+        emu::DEFAULT_MICROSOFT_CLIENT_ID.into(),
+    );
+    raw.set(
+        "microsoft.client_secret",
+        emu::DEFAULT_MICROSOFT_CLIENT_SECRET.into(),
+    );
+    raw.set(
+        "microsoft.auth_url",
+        format!("{base}/common/oauth2/v2.0/authorize"),
+    );
+    raw.set(
+        "microsoft.token_url",
+        format!("{base}/common/oauth2/v2.0/token"),
+    );
+    raw.set("microsoft.api_base", format!("{base}/v1.0"));
+    // Only explicit triggers sync in tests; failures retry fast.
+    raw.set("sync.interval", "1h".into());
+    raw.set("sync.backoff_base", "1s".into());
+    raw.set("sync.backoff_cap", "2s".into());
+}
+
+impl TestServer {
+    /// Connect an account through the real flow: authorization URL →
+    /// emulator consent (302) → callback. Returns the account id.
+    pub async fn connect(&self, staff: &str, provider: &str) -> String {
+        let v = self
+            .create(
+                &format!("/api/v1/staff/{staff}/accounts"),
+                serde_json::json!({"provider": provider}),
+            )
+            .await;
+        let url = v["authorization_url"]
+            .as_str()
+            .expect("authorization_url")
+            .to_string();
+        let r = self.client.get(&url).send().await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::FOUND,
+            "authorize: {}",
+            r.text().await.unwrap()
+        );
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(
+            location.starts_with(&self.url(&format!("/oauth/{provider}/callback"))),
+            "{location}"
+        );
+        let cb = self.client.get(&location).send().await.unwrap();
+        let status = cb.status();
+        let text = cb.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "callback: {text}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// Trigger a sync and wait until the account's run has finished
+    /// (status no longer `syncing` and `last_sync` or `error` changed).
+    pub async fn sync_and_wait(&self, account: &str) -> Value {
+        let (_, before) = self
+            .api("GET", &format!("/api/v1/accounts/{account}/status"), None)
+            .await;
+        let (s, v) = self
+            .api("POST", &format!("/api/v1/accounts/{account}/sync"), None)
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        self.wait_for_run(account, &before).await
+    }
+
+    /// Wait for a run to end after `before` was read.
+    pub async fn wait_for_run(&self, account: &str, before: &Value) -> Value {
+        let id = calbridge::model::AccountId(account.to_string());
+        for _ in 0..400 {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            if self.app.sync.is_running(&id) {
+                continue;
+            }
+            let (_, now) = self
+                .api("GET", &format!("/api/v1/accounts/{account}/status"), None)
+                .await;
+            let changed = now["last_sync"] != before["last_sync"]
+                || now["next_sync"] != before["next_sync"]
+                || now["status"] != before["status"]
+                || now["error"] != before["error"];
+            if changed && now["status"] != "syncing" {
+                return now;
+            }
+        }
+        let (_, now) = self
+            .api("GET", &format!("/api/v1/accounts/{account}/status"), None)
+            .await;
+        panic!("the sync of {account} did not finish: before {before}, now {now}");
+    }
 }

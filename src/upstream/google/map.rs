@@ -188,6 +188,15 @@ pub fn stamp(
     let zone_name = t.time_zone.as_deref().or(fallback_zone);
     match zone_name {
         Some(z) => match z.parse::<chrono_tz::Tz>() {
+            // UTC needs no VTIMEZONE: write it as a UTC value.
+            Ok(tz)
+                if matches!(
+                    tz.name(),
+                    "UTC" | "Etc/UTC" | "Etc/GMT" | "GMT" | "Etc/Universal" | "Etc/Zulu"
+                ) =>
+            {
+                Ok(Stamp::Utc(instant))
+            }
             Ok(tz) => Ok(Stamp::Zoned(instant.with_timezone(&tz).naive_local(), tz)),
             Err(_) => {
                 warnings.push(format!("unknown time zone {z:?}: kept as UTC"));
