@@ -32,3 +32,30 @@ pub fn vtimezone_for(_iana: &str) -> Option<Component> {
 pub fn series_end_hint(_master: &Component, _first: &(i64, i64)) -> Option<i64> {
     None
 }
+
+/// Windows zone name → IANA (CLDR table).
+pub fn windows_to_iana(name: &str) -> Option<&'static str> {
+    let t = crate::ics::windows_zones::WINDOWS_TO_IANA;
+    t.binary_search_by(|(w, _)| (*w).cmp(name))
+        .ok()
+        .map(|i| t[i].1)
+}
+
+/// IANA → Windows zone name (CLDR table).
+pub fn iana_to_windows(name: &str) -> Option<&'static str> {
+    let t = crate::ics::windows_zones::IANA_TO_WINDOWS;
+    t.binary_search_by(|(i, _)| (*i).cmp(name))
+        .ok()
+        .map(|i| t[i].1)
+}
+
+/// Instance starts (UTC seconds) of an RRULE series within `[from, to)`
+/// (unknown until the engine lands: none).
+pub fn instance_starts(
+    _rrule: &str,
+    _dtstart: &Property,
+    _from: i64,
+    _to: i64,
+) -> Option<Vec<i64>> {
+    None
+}

@@ -406,7 +406,7 @@ async fn connect_select_sync_change_delete_and_recover() {
     assert!(st["error"].as_str().unwrap().contains("slow down"));
     assert!(st["next_sync"].is_string());
     w.emu.clear_faults();
-    let st = w.t.wait_for_run(&w.account, &st).await;
+    let st = w.t.wait_for_next_run(&w.account).await;
     assert_eq!(st["status"], "ok", "resumed by itself: {st}");
     assert!(summaries(&feed_events(&w).await).contains(&"During rate limit".to_string()));
 
@@ -431,7 +431,7 @@ async fn connect_select_sync_change_delete_and_recover() {
             "nothing lost"
         );
         w.emu.clear_faults();
-        let st = w.t.wait_for_run(&w.account, &st).await;
+        let st = w.t.wait_for_next_run(&w.account).await;
         assert_eq!(st["status"], "ok", "{st}");
     }
 
@@ -440,20 +440,7 @@ async fn connect_select_sync_change_delete_and_recover() {
     w.emu.revoke_refresh_tokens(EMAIL);
     w.emu.expire_access_tokens(EMAIL);
     let before = w.t.app.db.events_of_calendar(&mirror.id).unwrap().len();
-    let (_, st0) =
-        w.t.api(
-            "GET",
-            &format!("/api/v1/accounts/{}/status", w.account),
-            None,
-        )
-        .await;
-    w.t.api(
-        "POST",
-        &format!("/api/v1/accounts/{}/sync", w.account),
-        None,
-    )
-    .await;
-    let st = w.t.wait_for_run(&w.account, &st0).await;
+    let st = w.t.sync_and_wait(&w.account).await;
     assert_eq!(st["status"], "authorization_expired", "{st}");
     assert!(st["error"].as_str().unwrap().contains("reconnect"));
     let (s, _) =
@@ -484,11 +471,13 @@ async fn connect_select_sync_change_delete_and_recover() {
             .await
             .unwrap();
     let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let id = calbridge::model::AccountId(w.account.clone());
+    let (_, finished) = w.t.app.sync.run_counts(&id);
     assert_eq!(
         w.t.client.get(&loc).send().await.unwrap().status(),
         StatusCode::OK
     );
-    let st = w.t.wait_for_run(&w.account, &st).await;
+    let st = w.t.wait_for_runs(&w.account, finished + 1).await;
     assert_eq!(st["status"], "ok", "{st}");
 
     // Disconnect revokes and removes the calendar and its events.

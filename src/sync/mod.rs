@@ -22,8 +22,9 @@ use crate::model::{now, AccountId, Calendar, CalendarSource, Provider, Timestamp
 use crate::store::db::DbError;
 use crate::store::Db;
 use crate::upstream::google::{self, Google};
+use crate::upstream::graph::{self, Graph};
 use crate::upstream::oauth::OauthClient;
-use crate::upstream::provider::{is_resync, Cursor, Page};
+use crate::upstream::provider::{is_resync, Cursor, Page, RemoteChange};
 use crate::upstream::{RetryPolicy, Upstream, UpstreamError};
 
 type MapFn =
@@ -45,12 +46,14 @@ pub struct ProviderClients {
 /// The provider APIs the engine drives.
 pub enum ProviderApi {
     Google(Google),
+    Graph(Graph),
 }
 
 impl ProviderApi {
     pub async fn identity(&self, token: &str) -> Result<String, UpstreamError> {
         match self {
             ProviderApi::Google(g) => g.identity(token).await,
+            ProviderApi::Graph(g) => g.identity(token).await,
         }
     }
 
@@ -60,6 +63,7 @@ impl ProviderApi {
     ) -> Result<Vec<crate::model::account::RemoteCalendar>, UpstreamError> {
         match self {
             ProviderApi::Google(g) => g.calendars(token).await,
+            ProviderApi::Graph(g) => g.calendars(token).await,
         }
     }
 
@@ -72,6 +76,7 @@ impl ProviderApi {
     ) -> Result<Page, UpstreamError> {
         match self {
             ProviderApi::Google(g) => g.pull_page(token, remote, cursor, window).await,
+            ProviderApi::Graph(g) => g.pull_page(token, remote, cursor, window).await,
         }
     }
 
@@ -80,6 +85,7 @@ impl ProviderApi {
     fn mapper(&self) -> MapFn {
         match self {
             ProviderApi::Google(_) => google::map::map_series,
+            ProviderApi::Graph(_) => graph::map::map_series,
         }
     }
 }
@@ -114,6 +120,9 @@ pub struct SyncEngine {
     /// held to read or update the map, never across an await.
     due: Mutex<HashMap<AccountId, Timestamp>>,
     running: Mutex<HashSet<AccountId>>,
+    /// Runs started and finished per account (tests and status pages wait
+    /// on these instead of guessing from timestamps).
+    runs: Mutex<HashMap<AccountId, (u64, u64)>>,
     wake: Notify,
     limit: Arc<Semaphore>,
 }
@@ -137,14 +146,25 @@ impl SyncEngine {
             .expect("a configured provider has a client id"),
             api: ProviderApi::Google(Google::new(upstream.clone(), &config.google.api_base)),
         });
+        let microsoft = config.microsoft.configured().then(|| ProviderClients {
+            oauth: OauthClient::new(
+                Provider::Microsoft,
+                &config.microsoft,
+                &redirect("microsoft"),
+                Duration::from_secs(30),
+            )
+            .expect("a configured provider has a client id"),
+            api: ProviderApi::Graph(Graph::new(upstream.clone(), &config.microsoft.api_base)),
+        });
         let limit = Arc::new(Semaphore::new(config.sync.concurrency));
         Arc::new(SyncEngine {
             db,
             secrets,
             google,
-            microsoft: None,
+            microsoft,
             due: Mutex::new(HashMap::new()),
             running: Mutex::new(HashSet::new()),
+            runs: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             limit,
             config,
@@ -167,11 +187,22 @@ impl SyncEngine {
         self.wake.notify_one();
     }
 
+    /// Due at `at`, unless something (a trigger during the run) already
+    /// asked for earlier.
     fn schedule(&self, id: &AccountId, at: Timestamp) {
-        self.due
+        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = due.entry(id.clone()).or_insert(at);
+        *slot = (*slot).min(at);
+    }
+
+    /// (runs started, runs finished) of an account since this start.
+    pub fn run_counts(&self, id: &AccountId) -> (u64, u64) {
+        self.runs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), at);
+            .get(id)
+            .copied()
+            .unwrap_or((0, 0))
     }
 
     /// Is a run of this account in flight?
@@ -235,24 +266,24 @@ impl SyncEngine {
                     break;
                 };
                 {
-                    self.due
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&id);
-                    self.running
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(id.clone());
+                    let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+                    due.remove(&id);
+                    running.insert(id.clone());
+                    runs.entry(id.clone()).or_default().0 += 1;
                 }
                 let me = self.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
                     let span = tracing::info_span!("sync", account = %id);
                     tracing::Instrument::instrument(me.run_account(&id), span).await;
-                    me.running
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&id);
+                    {
+                        let mut running = me.running.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut runs = me.runs.lock().unwrap_or_else(|p| p.into_inner());
+                        running.remove(&id);
+                        runs.entry(id.clone()).or_default().1 += 1;
+                    }
                     me.wake.notify_one();
                 });
             }
@@ -440,6 +471,60 @@ impl SyncEngine {
         Ok(())
     }
 
+    /// Graph names instances, not series: fetch every series a page
+    /// touched (or whose instance it removed) whole, at most
+    /// [`graph::MAILBOX_CONCURRENCY`] requests at a time.
+    async fn fetch_touched_series(
+        &self,
+        api: &ProviderApi,
+        token: &str,
+        cal: &Calendar,
+        page: &mut Page,
+        window: Timestamp,
+    ) -> Result<(), RunError> {
+        let ProviderApi::Graph(g) = api else {
+            return Ok(());
+        };
+        let mut wanted: Vec<String> = Vec::new();
+        for ch in &page.changes {
+            let series = match ch {
+                RemoteChange::SeriesTouched { series } => Some(series.clone()),
+                RemoteChange::RemoveUnknown { item } => {
+                    if self.db.href_for_remote(&cal.id, item)?.is_some() {
+                        None
+                    } else {
+                        self.db.series_of_item(&cal.id, item)?
+                    }
+                }
+                _ => None,
+            };
+            if let Some(s) = series {
+                if !wanted.contains(&s) {
+                    wanted.push(s);
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let start = page.cursor.window_start.unwrap_or(window);
+        use futures_util::stream::{self, StreamExt};
+        let fetched: Vec<(String, Result<Vec<(String, Vec<u8>)>, UpstreamError>)> =
+            stream::iter(wanted)
+                .map(|s| async move {
+                    let r = g.fetch_series(token, &s, start).await;
+                    (s, r)
+                })
+                .buffer_unordered(graph::MAILBOX_CONCURRENCY)
+                .collect()
+                .await;
+        for (series, r) in fetched {
+            page.changes
+                .push(RemoteChange::ReplaceSeries { series, items: r? });
+        }
+        Ok(())
+    }
+
     async fn sync_calendar(
         &self,
         account: &Account,
@@ -471,6 +556,9 @@ impl SyncEngine {
                 }
                 Err(e) => return Err(e.into()),
             };
+            let mut page = page;
+            self.fetch_touched_series(&clients.api, token, cal, &mut page, window)
+                .await?;
             let zone = cal.timezone.clone();
             let map_fn = clients.api.mapper();
             let db = self.db.clone();

@@ -18,6 +18,14 @@ pub type Mapper<'a> = dyn Fn(&str, &[(String, Vec<u8>)]) -> Result<MappedSeries,
 /// A piece of a series: its id and new JSON (`None`: removed).
 type ItemChange = (String, Option<Vec<u8>>);
 
+/// What a page does to one series.
+enum SeriesUpdate {
+    /// Some pieces changed; the rest stay as stored.
+    Patch(Vec<ItemChange>),
+    /// Every piece, fetched whole.
+    Replace(Vec<(String, Vec<u8>)>),
+}
+
 /// What a page did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PageOutcome {
@@ -60,26 +68,30 @@ pub fn apply_page(
     skipped: &mut Vec<SkippedItem>,
 ) -> DbResult<PageOutcome> {
     // Series touched by this page, in order, with their item changes.
-    let mut touched: BTreeMap<String, Vec<ItemChange>> = BTreeMap::new();
+    let mut touched: BTreeMap<String, SeriesUpdate> = BTreeMap::new();
     let mut removed_series: Vec<String> = Vec::new();
     for ch in changes {
         match ch {
             RemoteChange::Upsert { series, item, json } => {
                 seen.insert(series.clone());
-                touched
-                    .entry(series.clone())
-                    .or_default()
-                    .push((item.clone(), Some(json.clone())));
+                patch(&mut touched, series).push((item.clone(), Some(json.clone())));
             }
+            RemoteChange::ReplaceSeries { series, items } if items.is_empty() => {
+                touched.remove(series);
+                removed_series.push(series.clone());
+            }
+            RemoteChange::ReplaceSeries { series, items } => {
+                seen.insert(series.clone());
+                touched.insert(series.clone(), SeriesUpdate::Replace(items.clone()));
+            }
+            // Resolved by the engine before the page is applied.
+            RemoteChange::SeriesTouched { .. } => {}
             RemoteChange::Remove { series, item } if item == series => {
                 touched.remove(series);
                 removed_series.push(series.clone());
             }
             RemoteChange::Remove { series, item } => {
-                touched
-                    .entry(series.clone())
-                    .or_default()
-                    .push((item.clone(), None));
+                patch(&mut touched, series).push((item.clone(), None));
             }
             RemoteChange::RemoveUnknown { item } => {
                 if db.href_for_remote(&cal.id, item)?.is_some() {
@@ -98,23 +110,44 @@ pub fn apply_page(
     let mut ops = Vec::new();
     for series in &removed_series {
         seen.remove(series);
+        let old: Vec<String> = db
+            .remote_items(&cal.id, series)?
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        tail.extend(db.item_owner_removal(&cal.id, &old));
         tail.extend(db.remote_items_removal(&cal.id, series)?);
         if let Some(href) = db.href_for_remote(&cal.id, series)? {
             ops.push(EventOp::Delete(href, Precondition::None));
         }
     }
-    for (series, item_changes) in &touched {
+    for (series, update) in &touched {
         let mut items: BTreeMap<String, Vec<u8>> =
             db.remote_items(&cal.id, series)?.into_iter().collect();
-        for (item, json) in item_changes {
-            match json {
-                Some(j) => {
-                    tail.extend(Db::remote_item_row(&cal.id, series, item, j));
-                    items.insert(item.clone(), j.clone());
+        match update {
+            SeriesUpdate::Patch(item_changes) => {
+                for (item, json) in item_changes {
+                    match json {
+                        Some(j) => {
+                            tail.extend(Db::remote_item_row(&cal.id, series, item, j));
+                            items.insert(item.clone(), j.clone());
+                        }
+                        None => {
+                            tail.extend(db.remote_item_removal_row(&cal.id, series, item));
+                            items.remove(item);
+                        }
+                    }
                 }
-                None => {
-                    tail.extend(db.remote_item_removal_row(&cal.id, series, item));
-                    items.remove(item);
+            }
+            SeriesUpdate::Replace(fresh) => {
+                let old: Vec<String> = items.keys().cloned().collect();
+                tail.extend(db.item_owner_removal(&cal.id, &old));
+                tail.extend(db.remote_items_removal(&cal.id, series)?);
+                items.clear();
+                for (item, json) in fresh {
+                    tail.extend(Db::remote_item_row(&cal.id, series, item, json));
+                    tail.extend(Db::item_owner_row(&cal.id, item, series));
+                    items.insert(item.clone(), json.clone());
                 }
             }
         }
@@ -204,4 +237,22 @@ pub fn sweep_orphans(db: &Db, cal: &Calendar, seen: &HashSet<String>) -> DbResul
     }
     let results = db.apply_events_with(&cal.id, ops, &mut |_| Batch::new(), tail)?;
     Ok(results.iter().filter(|r| r.is_ok()).count() as u64)
+}
+
+fn patch<'a>(
+    touched: &'a mut BTreeMap<String, SeriesUpdate>,
+    series: &str,
+) -> &'a mut Vec<ItemChange> {
+    let entry = touched
+        .entry(series.to_string())
+        .or_insert_with(|| SeriesUpdate::Patch(Vec::new()));
+    if let SeriesUpdate::Replace(items) = entry {
+        // A piece after a whole fetch in the same page: patch on top of it.
+        let list = items.drain(..).map(|(i, j)| (i, Some(j))).collect();
+        *entry = SeriesUpdate::Patch(list);
+    }
+    match entry {
+        SeriesUpdate::Patch(v) => v,
+        SeriesUpdate::Replace(_) => unreachable!("converted above"),
+    }
 }

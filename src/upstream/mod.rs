@@ -6,6 +6,7 @@
 
 pub mod emulator;
 pub mod google;
+pub mod graph;
 pub mod http;
 pub mod oauth;
 pub mod provider;

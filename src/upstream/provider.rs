@@ -35,6 +35,14 @@ pub enum RemoteChange {
     /// A piece the provider sent but that cannot be used (garbage, a
     /// missing field): the page goes on, the status names it.
     Skip { item: String, reason: String },
+    /// Something in this series changed (Graph reports instances, not
+    /// series): the engine fetches the series whole before applying.
+    SeriesTouched { series: String },
+    /// Every piece of a series, fetched whole; replaces what is stored.
+    ReplaceSeries {
+        series: String,
+        items: Vec<(String, Vec<u8>)>,
+    },
 }
 
 /// Where an incremental pull resumes. Opaque to the engine.

@@ -231,41 +231,50 @@ impl TestServer {
         v["id"].as_str().unwrap().to_string()
     }
 
-    /// Trigger a sync and wait until the account's run has finished
-    /// (status no longer `syncing` and `last_sync` or `error` changed).
+    /// Trigger a sync and wait for a run that started after the trigger
+    /// to finish; returns the account's status then.
     pub async fn sync_and_wait(&self, account: &str) -> Value {
-        let (_, before) = self
-            .api("GET", &format!("/api/v1/accounts/{account}/status"), None)
-            .await;
+        let id = calbridge::model::AccountId(account.to_string());
+        // The run to wait for is the first to start after this point: a
+        // run in flight now (counted in `started`) may have read upstream
+        // before the test's latest changes; a trigger during it schedules
+        // another.
+        let (started, _) = self.app.sync.run_counts(&id);
+        let target = started + 1;
         let (s, v) = self
             .api("POST", &format!("/api/v1/accounts/{account}/sync"), None)
             .await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-        self.wait_for_run(account, &before).await
+        self.wait_for_runs(account, target).await
     }
 
-    /// Wait for a run to end after `before` was read.
-    pub async fn wait_for_run(&self, account: &str, before: &Value) -> Value {
+    /// Wait until the account has finished `n` runs since the server
+    /// started; returns its status then.
+    pub async fn wait_for_runs(&self, account: &str, n: u64) -> Value {
         let id = calbridge::model::AccountId(account.to_string());
-        for _ in 0..400 {
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-            if self.app.sync.is_running(&id) {
-                continue;
-            }
-            let (_, now) = self
-                .api("GET", &format!("/api/v1/accounts/{account}/status"), None)
-                .await;
-            let changed = now["last_sync"] != before["last_sync"]
-                || now["next_sync"] != before["next_sync"]
-                || now["status"] != before["status"]
-                || now["error"] != before["error"];
-            if changed && now["status"] != "syncing" {
+        for _ in 0..800 {
+            if self.app.sync.run_counts(&id).1 >= n {
+                let (_, now) = self
+                    .api("GET", &format!("/api/v1/accounts/{account}/status"), None)
+                    .await;
                 return now;
             }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         let (_, now) = self
             .api("GET", &format!("/api/v1/accounts/{account}/status"), None)
             .await;
-        panic!("the sync of {account} did not finish: before {before}, now {now}");
+        panic!(
+            "run {n} of {account} did not finish: {:?}, status {now}",
+            self.app.sync.run_counts(&id)
+        );
+    }
+
+    /// Wait for the run after the current one (a retry scheduled by
+    /// backoff) to finish.
+    pub async fn wait_for_next_run(&self, account: &str) -> Value {
+        let id = calbridge::model::AccountId(account.to_string());
+        let (_, finished) = self.app.sync.run_counts(&id);
+        self.wait_for_runs(account, finished + 1).await
     }
 }

@@ -262,6 +262,41 @@ impl Db {
         b
     }
 
+    /// Rows recording that a provider id (an instance, an exception) belongs
+    /// to a series, so a removal naming only the id finds its series.
+    pub fn item_owner_row(cal: &CalendarId, item: &str, series: &str) -> Batch {
+        let mut b = Batch::new();
+        b.put(
+            Tree::RemoteIds,
+            key(&[cal.as_str().as_bytes(), b"#", item.as_bytes()]),
+            series.as_bytes().to_vec(),
+        );
+        b
+    }
+
+    /// The series a provider id belongs to (see [`Db::item_owner_row`]).
+    pub fn series_of_item(&self, cal: &CalendarId, item: &str) -> DbResult<Option<String>> {
+        Ok(self
+            .store
+            .get(
+                Tree::RemoteIds,
+                &key(&[cal.as_str().as_bytes(), b"#", item.as_bytes()]),
+            )?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Rows removing the owner records of a series' ids.
+    pub fn item_owner_removal(&self, cal: &CalendarId, items: &[String]) -> Batch {
+        let mut b = Batch::new();
+        for i in items {
+            b.delete(
+                Tree::RemoteIds,
+                key(&[cal.as_str().as_bytes(), b"#", i.as_bytes()]),
+            );
+        }
+        b
+    }
+
     /// A row removing one stored item of a series.
     pub fn remote_item_removal_row(&self, cal: &CalendarId, series: &str, item: &str) -> Batch {
         let mut b = Batch::new();
