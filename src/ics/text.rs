@@ -77,7 +77,14 @@ mod tests {
 
     #[test]
     fn escape_and_unescape_are_inverse() {
-        for s in ["plain", "a;b,c\\d", "line1\nline2", "tab\tkept", "", "é , ; \\n"] {
+        for s in [
+            "plain",
+            "a;b,c\\d",
+            "line1\nline2",
+            "tab\tkept",
+            "",
+            "é , ; \\n",
+        ] {
             assert_eq!(unescape(&escape(s)), s);
         }
     }
