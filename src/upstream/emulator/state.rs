@@ -305,11 +305,13 @@ impl State {
             .counts
             .entry(format!("{} {}", rec.method, rec.route))
             .or_insert(0) += 1;
-        *self
-            .requests
-            .counts
-            .entry(format!("{} {}", rec.method, rec.path))
-            .or_insert(0) += 1;
+        if rec.path != rec.route {
+            *self
+                .requests
+                .counts
+                .entry(format!("{} {}", rec.method, rec.path))
+                .or_insert(0) += 1;
+        }
         self.requests.log.push_back(rec);
         while self.requests.log.len() > LOG_KEEP {
             self.requests.log.pop_front();

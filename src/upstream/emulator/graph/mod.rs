@@ -836,7 +836,7 @@ fn update_event(
             ev.overrides.insert(
                 original.timestamp(),
                 Override::Modified {
-                    content,
+                    content: Box::new(content),
                     version,
                     last_modified: now,
                 },
@@ -1047,7 +1047,7 @@ fn list_answer(
             }),
         })
         .collect();
-    evs.sort_by(|a, b| a.created_seq.cmp(&b.created_seq));
+    evs.sort_by_key(|a| a.created_seq);
     let items = evs
         .into_iter()
         .map(|e| render_event(e, &owner, &ans.prefs))
@@ -1104,7 +1104,7 @@ fn instances_answer(
     };
     let list = if ev.recurrence.is_some() {
         let mut l = event_instances(ev, ws, we);
-        l.sort_by(|a, b| a.start().cmp(&b.start()));
+        l.sort_by_key(|a| a.start());
         l
     } else {
         Vec::new()
