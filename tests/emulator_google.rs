@@ -1009,3 +1009,86 @@ async fn control_api_seeds_and_drives_over_http() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn all_day_series_and_expanded_incremental_sync() {
+    let emu = emulator().await;
+    let c = client();
+    let (token, _) = login(&emu, &c, "ann@example.com").await;
+    let api = Api {
+        emu: &emu,
+        c,
+        token,
+    };
+    let (s, m) = api
+        .insert(json!({
+            "summary": "on call",
+            "start": {"date": "2026-03-02"},
+            "end": {"date": "2026-03-03"},
+            "recurrence": ["RRULE:FREQ=DAILY;COUNT=3", "EXDATE;VALUE=DATE:20260303"],
+        }))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    let mid = m["id"].as_str().unwrap().to_string();
+
+    // All-day instances: `_YYYYMMDD` ids, dates kept as dates.
+    let (items, _, sync) = api.list_all(&[("singleEvents", "true")]).await;
+    let ids: Vec<&str> = items.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        vec![format!("{mid}_20260302"), format!("{mid}_20260304")]
+    );
+    assert_eq!(items[1]["start"], json!({"date": "2026-03-04"}));
+    assert_eq!(items[1]["end"], json!({"date": "2026-03-05"}));
+    assert_eq!(items[1]["originalStartTime"], json!({"date": "2026-03-04"}));
+
+    // A stale If-Match on an instance is refused before anything changes.
+    let (s, _) = api
+        .patch(
+            &format!("{mid}_20260304"),
+            json!({"summary": "x"}),
+            Some("\"1\""),
+        )
+        .await;
+    assert_eq!(s, StatusCode::PRECONDITION_FAILED);
+    let (s, _) = api
+        .patch(&format!("{mid}_20260305"), json!({"summary": "x"}), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // An instance change shows up in the expanded incremental sync.
+    let (s, _) = api
+        .patch(
+            &format!("{mid}_20260304"),
+            json!({"summary": "swap"}),
+            Some(m["etag"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (changes, _, next) = api
+        .list_all(&[("singleEvents", "true"), ("syncToken", &sync)])
+        .await;
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["summary"], "swap");
+    assert_eq!(changes[0]["recurringEventId"], json!(mid));
+
+    // Deleting the series cancels every instance, reported to the next sync.
+    assert_eq!(api.delete(&mid).await, StatusCode::NO_CONTENT);
+    let (gone, _, _) = api
+        .list_all(&[("singleEvents", "true"), ("syncToken", &next)])
+        .await;
+    assert_eq!(gone.len(), 2, "{gone:?}");
+    assert!(gone.iter().all(|e| e["status"] == "cancelled"));
+
+    // Calendar-list sync tokens survive an events sync-token invalidation.
+    let (s, list) = api.get("/users/me/calendarList", &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let list_sync = list["nextSyncToken"].as_str().unwrap().to_string();
+    emu.invalidate_sync_tokens(None);
+    let (s, again) = api
+        .get("/users/me/calendarList", &[("syncToken", &list_sync)])
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(again["items"].as_array().unwrap().is_empty());
+    emu.shutdown().await;
+}

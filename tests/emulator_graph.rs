@@ -407,6 +407,14 @@ async fn oauth_code_flow_pkce_rotation_and_aadsts_errors() {
         (body["error"].as_str(), aadsts(&body)),
         (Some("invalid_client"), 7000215)
     );
+
+    // Codes are short-lived: ten minutes later it has expired (AADSTS70008).
+    let (late_verifier, late_challenge) = pkce();
+    let late = authorize(&emu, &c, "ann@contoso.com", SCOPES, &late_challenge).await;
+    emu.advance_clock(chrono::Duration::minutes(11));
+    let (s, body) = redeem(&emu, &c, &late, &late_verifier).await;
+    assert_eq!((s, aadsts(&body)), (StatusCode::BAD_REQUEST, 70008));
+
     emu.shutdown().await;
 }
 

@@ -542,14 +542,15 @@ impl State {
                 }
             }
         }
+        // Calendar-list tokens are keyed by user, not calendar: they stay.
         let gcals = &self.gcals;
         self.g_sync.retain(|_, t| {
             gcals
                 .get(&t.calendar)
-                .is_some_and(|c| c.sync_epoch == t.epoch)
+                .is_none_or(|c| c.sync_epoch == t.epoch)
         });
         self.g_sync_index
-            .retain(|(cal, _, epoch), _| gcals.get(cal).is_some_and(|c| c.sync_epoch == *epoch));
+            .retain(|(cal, _, epoch), _| gcals.get(cal).is_none_or(|c| c.sync_epoch == *epoch));
         let mcals = &self.mcals;
         self.m_pages.retain(|_, p| {
             mcals
