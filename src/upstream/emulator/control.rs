@@ -84,10 +84,7 @@ impl Emulator {
             body: e.body(),
         })?;
         let base = inspect_base(&st);
-        let all = google::dump_events(&st, &cal, &base).unwrap_or_default();
-        all.into_iter()
-            .find(|e| e["id"] == json!(id))
-            .ok_or_else(|| not_found("event"))
+        Ok(google::render_stored(&st, &cal, &id, None, &base))
     }
 
     /// Every event of a Google calendar in full, cancelled ones included.
@@ -119,10 +116,7 @@ impl Emulator {
             status: e.status.as_u16(),
             body: e.body(),
         })?;
-        let all = graph::dump_events(&st, &cal).unwrap_or_default();
-        all.into_iter()
-            .find(|e| e["id"] == json!(id))
-            .ok_or_else(|| not_found("event"))
+        graph::dump_event(&st, &cal, &id).ok_or_else(|| not_found("event"))
     }
 
     /// Every stored event of a Graph calendar: singles and series masters

@@ -750,7 +750,7 @@ fn materialize(st: &mut World, cal_id: &str, master_id: &str, original: Instance
     id
 }
 
-fn render_stored(
+pub(crate) fn render_stored(
     st: &World,
     cal_id: &str,
     event_id: &str,
