@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -84,10 +84,7 @@ impl Emulator {
             body: e.body(),
         })?;
         let base = inspect_base(&st);
-        let all = google::dump_events(&st, &cal, &base).unwrap_or_default();
-        all.into_iter()
-            .find(|e| e["id"] == json!(id))
-            .ok_or_else(|| not_found("event"))
+        Ok(google::render_stored(&st, &cal, &id, None, &base))
     }
 
     /// Every event of a Google calendar in full, cancelled ones included.
@@ -119,10 +116,7 @@ impl Emulator {
             status: e.status.as_u16(),
             body: e.body(),
         })?;
-        let all = graph::dump_events(&st, &cal).unwrap_or_default();
-        all.into_iter()
-            .find(|e| e["id"] == json!(id))
-            .ok_or_else(|| not_found("event"))
+        graph::dump_event(&st, &cal, &id).ok_or_else(|| not_found("event"))
     }
 
     /// Every stored event of a Graph calendar: singles and series masters
@@ -182,31 +176,45 @@ fn json_answer(status: StatusCode, v: Value) -> Response {
     (status, json_body(&v)).into_response()
 }
 
-fn bad(msg: &str) -> Response {
-    json_answer(
-        StatusCode::BAD_REQUEST,
-        json!({"error": {"code": "badRequest", "message": msg}}),
-    )
+/// A refused control request: status and message.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let code = if self.0 == StatusCode::NOT_FOUND {
+            "notFound"
+        } else {
+            "badRequest"
+        };
+        json_answer(self.0, json!({"error": {"code": code, "message": self.1}}))
+    }
 }
 
-fn missing(msg: &str) -> Response {
-    json_answer(
-        StatusCode::NOT_FOUND,
-        json!({"error": {"code": "notFound", "message": msg}}),
-    )
+type Answer = Result<Response, Refusal>;
+
+fn bad(msg: &str) -> Refusal {
+    Refusal(StatusCode::BAD_REQUEST, msg.to_string())
 }
 
-fn body_of<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
+fn missing(msg: &str) -> Refusal {
+    Refusal(StatusCode::NOT_FOUND, msg.to_string())
+}
+
+fn body_of<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Refusal> {
     let raw: &[u8] = if body.is_empty() { b"{}" } else { body };
     serde_json::from_slice(raw).map_err(|e| bad(&format!("invalid JSON body: {e}")))
 }
 
-fn provider_of(raw: &str) -> Result<Provider, Response> {
+fn provider_of(raw: &str) -> Result<Provider, Refusal> {
     match raw {
         "google" => Ok(Provider::Google),
         "microsoft" => Ok(Provider::Microsoft),
         _ => Err(bad("provider must be google or microsoft")),
     }
+}
+
+fn ok() -> Answer {
+    Ok(json_answer(StatusCode::OK, json!({"ok": true})))
 }
 
 async fn users_list(State(emu): State<Arc<Emulator>>) -> Response {
@@ -223,13 +231,10 @@ struct NewUser {
     time_zone: Option<String>,
 }
 
-async fn users_create(State(emu): State<Arc<Emulator>>, body: Bytes) -> Response {
-    let u: NewUser = match body_of(&body) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+async fn users_create(State(emu): State<Arc<Emulator>>, body: Bytes) -> Answer {
+    let u: NewUser = body_of(&body)?;
     if !u.email.contains('@') {
-        return bad("email must be an email address");
+        return Err(bad("email must be an email address"));
     }
     let info = emu.create_user(
         u.provider,
@@ -237,21 +242,17 @@ async fn users_create(State(emu): State<Arc<Emulator>>, body: Bytes) -> Response
         u.display_name.as_deref(),
         u.time_zone.as_deref(),
     );
-    json_answer(StatusCode::CREATED, json!(info))
+    Ok(json_answer(StatusCode::CREATED, json!(info)))
 }
 
 async fn user_get(
     State(emu): State<Arc<Emulator>>,
     Path((provider, email)): Path<(String, String)>,
-) -> Response {
-    let provider = match provider_of(&provider) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    match emu.user(provider, &email) {
-        Some(u) => json_answer(StatusCode::OK, json!(u)),
-        None => missing("no such user"),
-    }
+) -> Answer {
+    let u = emu
+        .user(provider_of(&provider)?, &email)
+        .ok_or_else(|| missing("no such user"))?;
+    Ok(json_answer(StatusCode::OK, json!(u)))
 }
 
 #[derive(Deserialize)]
@@ -265,19 +266,16 @@ async fn calendar_create(
     State(emu): State<Arc<Emulator>>,
     Path((provider, email)): Path<(String, String)>,
     body: Bytes,
-) -> Response {
-    let provider = match provider_of(&provider) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let c: NewCalendar = match body_of(&body) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    match emu.create_calendar(provider, &email, &c.name, c.time_zone.as_deref()) {
-        Some(id) => json_answer(StatusCode::CREATED, json!({"id": id, "name": c.name})),
-        None => missing("no such user"),
-    }
+) -> Answer {
+    let provider = provider_of(&provider)?;
+    let c: NewCalendar = body_of(&body)?;
+    let id = emu
+        .create_calendar(provider, &email, &c.name, c.time_zone.as_deref())
+        .ok_or_else(|| missing("no such user"))?;
+    Ok(json_answer(
+        StatusCode::CREATED,
+        json!({"id": id, "name": c.name}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -292,25 +290,22 @@ async fn tokens_issue(
     State(emu): State<Arc<Emulator>>,
     Path((provider, email)): Path<(String, String)>,
     body: Bytes,
-) -> Response {
-    let provider = match provider_of(&provider) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let t: TokenRequest = match body_of(&body) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let provider = provider_of(&provider)?;
+    let t: TokenRequest = body_of(&body)?;
     let (client, scopes) = match provider {
         Provider::Google => (
             t.client_id
                 .unwrap_or_else(|| DEFAULT_GOOGLE_CLIENT_ID.into()),
             t.scopes.unwrap_or_else(|| {
-                vec![
-                    "https://www.googleapis.com/auth/calendar".into(),
-                    "openid".into(),
-                    "email".into(),
+                [
+                    "https://www.googleapis.com/auth/calendar",
+                    "openid",
+                    "email",
                 ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
             }),
         ),
         Provider::Microsoft => (
@@ -328,58 +323,49 @@ async fn tokens_issue(
             }),
         ),
     };
-    match emu.issue_tokens(provider, &email, &client, &scopes) {
-        Some(t) => json_answer(StatusCode::CREATED, json!(t)),
-        None => missing("no such user"),
-    }
+    let tokens = emu
+        .issue_tokens(provider, &email, &client, &scopes)
+        .ok_or_else(|| missing("no such user"))?;
+    Ok(json_answer(StatusCode::CREATED, json!(tokens)))
 }
 
 async fn events_dump(
     State(emu): State<Arc<Emulator>>,
     Path((provider, email, calendar)): Path<(String, String, String)>,
-) -> Response {
-    let provider = match provider_of(&provider) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let provider = provider_of(&provider)?;
     {
         let st = emu.lock();
         let user = (provider, email.trim().to_lowercase());
         if user_info(&st, &user).is_none() || resolve_calendar(&st, &user, &calendar).is_none() {
-            return missing("no such user or calendar");
+            return Err(missing("no such user or calendar"));
         }
     }
     let events = match provider {
         Provider::Google => emu.google_events(&email, &calendar),
         Provider::Microsoft => emu.graph_events(&email, &calendar),
     };
-    json_answer(StatusCode::OK, json!(events))
+    Ok(json_answer(StatusCode::OK, json!(events)))
 }
 
 async fn events_seed(
     State(emu): State<Arc<Emulator>>,
     Path((provider, email, calendar)): Path<(String, String, String)>,
     body: Bytes,
-) -> Response {
-    let provider = match provider_of(&provider) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let body: Value = match body_of(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let provider = provider_of(&provider)?;
+    let body: Value = body_of(&body)?;
     let result = match provider {
         Provider::Google => emu.seed_google_event(&email, &calendar, body),
         Provider::Microsoft => emu.seed_graph_event(&email, &calendar, body),
     };
-    match result {
+    Ok(match result {
         Ok(v) => json_answer(StatusCode::CREATED, v),
         Err(e) => json_answer(
             StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
             e.body,
         ),
-    }
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -388,48 +374,43 @@ struct EmailBody {
     email: Option<String>,
 }
 
-async fn sync_invalidate(State(emu): State<Arc<Emulator>>, body: Bytes) -> Response {
-    match body_of::<EmailBody>(&body) {
-        Ok(b) => {
-            emu.invalidate_sync_tokens(b.email.as_deref());
-            json_answer(StatusCode::OK, json!({"ok": true}))
-        }
-        Err(r) => r,
-    }
+async fn sync_invalidate(State(emu): State<Arc<Emulator>>, body: Bytes) -> Answer {
+    let b: EmailBody = body_of(&body)?;
+    emu.invalidate_sync_tokens(b.email.as_deref());
+    ok()
 }
 
-fn with_email(body: &Bytes, f: impl FnOnce(&str)) -> Response {
-    match body_of::<EmailBody>(body) {
-        Ok(EmailBody { email: Some(e) }) => {
-            f(&e);
-            json_answer(StatusCode::OK, json!({"ok": true}))
-        }
-        Ok(_) => bad("email is required"),
-        Err(r) => r,
-    }
+fn email_of(body: &Bytes) -> Result<String, Refusal> {
+    body_of::<EmailBody>(body)?
+        .email
+        .ok_or_else(|| bad("email is required"))
 }
 
-async fn refresh_expire(State(emu): State<Arc<Emulator>>, body: Bytes) -> Response {
-    with_email(&body, |e| emu.expire_refresh_tokens(e))
+async fn refresh_expire(State(emu): State<Arc<Emulator>>, body: Bytes) -> Answer {
+    emu.expire_refresh_tokens(&email_of(&body)?);
+    ok()
 }
 
-async fn refresh_revoke(State(emu): State<Arc<Emulator>>, body: Bytes) -> Response {
-    with_email(&body, |e| emu.revoke_refresh_tokens(e))
+async fn refresh_revoke(State(emu): State<Arc<Emulator>>, body: Bytes) -> Answer {
+    emu.revoke_refresh_tokens(&email_of(&body)?);
+    ok()
 }
 
-async fn access_expire(State(emu): State<Arc<Emulator>>, body: Bytes) -> Response {
-    with_email(&body, |e| emu.expire_access_tokens(e))
+async fn access_expire(State(emu): State<Arc<Emulator>>, body: Bytes) -> Answer {
+    emu.expire_access_tokens(&email_of(&body)?);
+    ok()
 }
 
 async fn faults_list(State(emu): State<Arc<Emulator>>) -> Response {
     json_answer(StatusCode::OK, json!(emu.faults()))
 }
 
-async fn faults_add(State(emu): State<Arc<Emulator>>, body: Bytes) -> Response {
-    match body_of::<FaultRule>(&body) {
-        Ok(rule) => json_answer(StatusCode::CREATED, json!({"id": emu.add_fault(rule)})),
-        Err(r) => r,
-    }
+async fn faults_add(State(emu): State<Arc<Emulator>>, body: Bytes) -> Answer {
+    let rule: FaultRule = body_of(&body)?;
+    Ok(json_answer(
+        StatusCode::CREATED,
+        json!({"id": emu.add_fault(rule)}),
+    ))
 }
 
 async fn faults_clear(State(emu): State<Arc<Emulator>>) -> Response {
@@ -437,11 +418,11 @@ async fn faults_clear(State(emu): State<Arc<Emulator>>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn fault_remove(State(emu): State<Arc<Emulator>>, Path(id): Path<u64>) -> Response {
+async fn fault_remove(State(emu): State<Arc<Emulator>>, Path(id): Path<u64>) -> Answer {
     if emu.remove_fault(id) {
-        StatusCode::NO_CONTENT.into_response()
+        Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        missing("no such fault")
+        Err(missing("no such fault"))
     }
 }
 
@@ -450,14 +431,10 @@ struct Seed {
     seed: u64,
 }
 
-async fn faults_seed(State(emu): State<Arc<Emulator>>, body: Bytes) -> Response {
-    match body_of::<Seed>(&body) {
-        Ok(s) => {
-            emu.set_fault_seed(s.seed);
-            json_answer(StatusCode::OK, json!({"ok": true}))
-        }
-        Err(r) => r,
-    }
+async fn faults_seed(State(emu): State<Arc<Emulator>>, body: Bytes) -> Answer {
+    let s: Seed = body_of(&body)?;
+    emu.set_fault_seed(s.seed);
+    ok()
 }
 
 async fn requests_get(State(emu): State<Arc<Emulator>>) -> Response {
@@ -472,14 +449,10 @@ async fn requests_reset(State(emu): State<Arc<Emulator>>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn clients_add(State(emu): State<Arc<Emulator>>, body: Bytes) -> Response {
-    match body_of::<OAuthClient>(&body) {
-        Ok(c) => {
-            emu.register_client(c);
-            json_answer(StatusCode::CREATED, json!({"ok": true}))
-        }
-        Err(r) => r,
-    }
+async fn clients_add(State(emu): State<Arc<Emulator>>, body: Bytes) -> Answer {
+    let c: OAuthClient = body_of(&body)?;
+    emu.register_client(c);
+    Ok(json_answer(StatusCode::CREATED, json!({"ok": true})))
 }
 
 #[derive(Deserialize)]
@@ -496,15 +469,8 @@ struct ConfigChange {
     delta_tokens_kept: Option<usize>,
 }
 
-async fn config_set(
-    State(emu): State<Arc<Emulator>>,
-    _headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let c: ConfigChange = match body_of(&body) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+async fn config_set(State(emu): State<Arc<Emulator>>, body: Bytes) -> Answer {
+    let c: ConfigChange = body_of(&body)?;
     let mut st = emu.lock();
     if let Some(s) = c.access_token_ttl_secs {
         st.config.access_token_ttl = Duration::seconds(s);
@@ -521,7 +487,7 @@ async fn config_set(
     if let Some(n) = c.delta_tokens_kept {
         st.config.delta_tokens_kept = n.max(1);
     }
-    json_answer(StatusCode::OK, json!({"ok": true}))
+    ok()
 }
 
 #[derive(Deserialize)]
@@ -529,12 +495,8 @@ struct Advance {
     seconds: i64,
 }
 
-async fn clock_advance(State(emu): State<Arc<Emulator>>, body: Bytes) -> Response {
-    match body_of::<Advance>(&body) {
-        Ok(a) => {
-            emu.advance_clock(Duration::seconds(a.seconds));
-            json_answer(StatusCode::OK, json!({"ok": true}))
-        }
-        Err(r) => r,
-    }
+async fn clock_advance(State(emu): State<Arc<Emulator>>, body: Bytes) -> Answer {
+    let a: Advance = body_of(&body)?;
+    emu.advance_clock(Duration::seconds(a.seconds));
+    ok()
 }

@@ -251,7 +251,11 @@ impl FaultBook {
                 continue;
             }
             if let Some(u) = &r.user {
-                if facts.user.as_ref().map(|k| &k.1) != Some(u) {
+                if !facts
+                    .user
+                    .as_ref()
+                    .is_some_and(|k| k.1.eq_ignore_ascii_case(u))
+                {
                     continue;
                 }
             }

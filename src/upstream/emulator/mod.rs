@@ -4,15 +4,17 @@
 //! benchmarks talk to it; any client of the real APIs can use it.
 //!
 //! # Layout
-//! - [`state`]: the in-memory world behind one mutex, and the programmatic
-//!   controls (users, calendars, tokens, faults, request counts, clock).
+//! - `state`: the in-memory world behind one mutex, and the programmatic
+//!   controls on [`Emulator`] (users, calendars, tokens, faults, request
+//!   counts, clock).
 //! - `oauth`: authorize/token/revoke for Google and the Microsoft identity
 //!   platform (code flow with PKCE S256).
-//! - [`google`]: Calendar v3 under `/calendar/v3/` (recurrence expansion in
-//!   `google::recur`, a stand-in until `ics::recur` is wired in).
-//! - [`graph`]: Graph v1.0 calendars under `/v1.0/` (Graph's own
-//!   recurrence patterns in `graph::recur`).
-//! - [`faults`]: fault rules, Graph's mailbox concurrency limit, and the
+//! - `google`: Calendar v3 under `/calendar/v3/` (recurrence expansion in
+//!   `google::recur::expand_google_series`, a stand-in until `ics::recur`
+//!   is wired in).
+//! - `graph`: Graph v1.0 calendars under `/v1.0/` (Graph's own recurrence
+//!   patterns in `graph::recur`).
+//! - `faults`: [`FaultRule`]s, Graph's mailbox concurrency limit, and the
 //!   request log — the middleware in front of every provider route.
 //! - `control`: `/_emulator/…` JSON controls and event seeding/inspection.
 //! - `errors`, `ids`, `time`: provider error shapes, id look-alikes, zone
@@ -39,12 +41,12 @@
 
 mod control;
 mod errors;
-pub mod faults;
-pub mod google;
-pub mod graph;
+mod faults;
+mod google;
+mod graph;
 mod ids;
 mod oauth;
-pub mod state;
+mod state;
 mod time;
 
 use std::future::Future;

@@ -305,11 +305,13 @@ impl State {
             .counts
             .entry(format!("{} {}", rec.method, rec.route))
             .or_insert(0) += 1;
-        *self
-            .requests
-            .counts
-            .entry(format!("{} {}", rec.method, rec.path))
-            .or_insert(0) += 1;
+        if rec.path != rec.route {
+            *self
+                .requests
+                .counts
+                .entry(format!("{} {}", rec.method, rec.path))
+                .or_insert(0) += 1;
+        }
         self.requests.log.push_back(rec);
         while self.requests.log.len() > LOG_KEEP {
             self.requests.log.pop_front();
@@ -540,14 +542,15 @@ impl State {
                 }
             }
         }
+        // Calendar-list tokens are keyed by user, not calendar: they stay.
         let gcals = &self.gcals;
         self.g_sync.retain(|_, t| {
             gcals
                 .get(&t.calendar)
-                .is_some_and(|c| c.sync_epoch == t.epoch)
+                .is_none_or(|c| c.sync_epoch == t.epoch)
         });
         self.g_sync_index
-            .retain(|(cal, _, epoch), _| gcals.get(cal).is_some_and(|c| c.sync_epoch == *epoch));
+            .retain(|(cal, _, epoch), _| gcals.get(cal).is_none_or(|c| c.sync_epoch == *epoch));
         let mcals = &self.mcals;
         self.m_pages.retain(|_, p| {
             mcals

@@ -215,7 +215,7 @@ fn parse_json(body: &Bytes) -> Result<Value, GoogleError> {
     serde_json::from_slice(body).map_err(|_| GoogleError::parse_error())
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -750,7 +750,7 @@ fn materialize(st: &mut World, cal_id: &str, master_id: &str, original: Instance
     id
 }
 
-fn render_stored(
+pub(crate) fn render_stored(
     st: &World,
     cal_id: &str,
     event_id: &str,
@@ -1190,7 +1190,7 @@ async fn events_instances(
             entries.push((s, value));
         }
     }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.sort_by_key(|a| a.0);
     let items = entries.into_iter().map(|(_, v)| v).collect();
     paged(&mut st, &key, "calendar#events", envelope, items, max, None)
 }

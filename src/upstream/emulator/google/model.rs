@@ -574,17 +574,27 @@ pub(crate) fn render_virtual(
     v
 }
 
-/// RFC 7386 merge of a patch into a writable event body; `start`, `end`
-/// and `originalStartTime` are replaced whole so `date` and `dateTime`
-/// never mix.
+/// RFC 7386 merge of a patch into a writable event body (Google's patch
+/// semantics). In `start`/`end`, giving `date` drops `dateTime` and the
+/// zone, and giving `dateTime` drops `date`, so the two never mix.
 pub(crate) fn merge_patch(base: &mut Value, patch: &Value) {
     match (base, patch) {
         (Value::Object(b), Value::Object(p)) => {
             for (k, v) in p {
                 if v.is_null() {
                     b.remove(k);
-                } else if ["start", "end", "originalStartTime"].contains(&k.as_str()) {
-                    b.insert(k.clone(), v.clone());
+                } else if ["start", "end"].contains(&k.as_str()) && v.is_object() {
+                    let slot = b.entry(k.clone()).or_insert(json!({}));
+                    if v.get("date").is_some_and(|d| !d.is_null()) || !slot.is_object() {
+                        *slot = v.clone();
+                    } else {
+                        if v.get("dateTime").is_some_and(|d| !d.is_null()) {
+                            if let Some(o) = slot.as_object_mut() {
+                                o.remove("date");
+                            }
+                        }
+                        merge_patch(slot, v);
+                    }
                 } else {
                     let slot = b.entry(k.clone()).or_insert(Value::Null);
                     if v.is_object() && slot.is_object() {
@@ -700,13 +710,19 @@ mod tests {
     }
 
     #[test]
-    fn merge_patch_replaces_times_whole() {
-        let mut base = json!({"start": {"date": "2026-03-02"}, "summary": "a", "extendedProperties": {"private": {"x": "1"}}});
+    fn merge_patch_never_mixes_date_kinds() {
+        let mut base = json!({"start": {"date": "2026-03-02"}, "end": {"dateTime": "2026-03-02T10:00:00Z", "timeZone": "Europe/Berlin"}, "summary": "a", "extendedProperties": {"private": {"x": "1"}}});
         merge_patch(
             &mut base,
-            &json!({"start": {"dateTime": "2026-03-02T09:00:00Z"}, "summary": null, "extendedProperties": {"private": {"y": "2"}}}),
+            &json!({"start": {"dateTime": "2026-03-02T09:00:00Z"}, "end": {"dateTime": "2026-03-02T11:00:00Z"}, "summary": null, "extendedProperties": {"private": {"y": "2"}}}),
         );
         assert_eq!(base["start"], json!({"dateTime": "2026-03-02T09:00:00Z"}));
+        assert_eq!(
+            base["end"],
+            json!({"dateTime": "2026-03-02T11:00:00Z", "timeZone": "Europe/Berlin"})
+        );
+        merge_patch(&mut base, &json!({"end": {"date": "2026-03-03"}}));
+        assert_eq!(base["end"], json!({"date": "2026-03-03"}));
         assert!(base.get("summary").is_none());
         assert_eq!(
             base["extendedProperties"]["private"],

@@ -836,7 +836,7 @@ fn update_event(
             ev.overrides.insert(
                 original.timestamp(),
                 Override::Modified {
-                    content,
+                    content: Box::new(content),
                     version,
                     last_modified: now,
                 },
@@ -1047,7 +1047,7 @@ fn list_answer(
             }),
         })
         .collect();
-    evs.sort_by(|a, b| a.created_seq.cmp(&b.created_seq));
+    evs.sort_by_key(|a| a.created_seq);
     let items = evs
         .into_iter()
         .map(|e| render_event(e, &owner, &ans.prefs))
@@ -1104,7 +1104,7 @@ fn instances_answer(
     };
     let list = if ev.recurrence.is_some() {
         let mut l = event_instances(ev, ws, we);
-        l.sort_by(|a, b| a.start().cmp(&b.start()));
+        l.sort_by_key(|a| a.start());
         l
     } else {
         Vec::new()
@@ -1206,6 +1206,12 @@ fn delta_round(
         .iter()
         .map(|i| (i.id.clone(), i.change_key.clone()))
         .collect();
+    // Stored events with at least one instance in the window.
+    let in_view: HashSet<&str> = current
+        .iter()
+        .map(|i| i.master_id.as_deref().unwrap_or(&i.id))
+        .collect();
+    let in_view: HashSet<String> = in_view.into_iter().map(str::to_string).collect();
     let mut items = Vec::new();
     match prev {
         None => items.extend(current.into_iter().map(|i| DeltaItem::Changed(Box::new(i)))),
@@ -1232,11 +1238,7 @@ fn delta_round(
                 .collect();
             outside.sort_by_key(|e| e.changed_seq);
             for ev in outside {
-                let in_view = snapshot.contains_key(&ev.id)
-                    || snapshot.keys().any(|k| {
-                        ids::parse_graph_occurrence_id(k).is_some_and(|(m, _)| m == ev.id)
-                    });
-                if !in_view && reported.insert(ev.id.clone()) {
+                if !in_view.contains(&ev.id) && reported.insert(ev.id.clone()) {
                     items.push(DeltaItem::Removed(ev.id.clone()));
                 }
             }
@@ -1365,6 +1367,18 @@ fn delta_answer(
 /// inspection by tests and the control API.
 pub(crate) fn dump_events(st: &World, cal_id: &str) -> Option<Vec<Value>> {
     let cal = st.mcals.get(cal_id)?;
+    let mut evs: Vec<&MEvent> = cal.events.values().collect();
+    evs.sort_by_key(|e| e.created_seq);
+    Some(evs.into_iter().map(|e| inspect(st, cal, e)).collect())
+}
+
+/// One stored event as [`dump_events`] shows it.
+pub(crate) fn dump_event(st: &World, cal_id: &str, id: &str) -> Option<Value> {
+    let cal = st.mcals.get(cal_id)?;
+    cal.events.get(id).map(|e| inspect(st, cal, e))
+}
+
+fn inspect(st: &World, cal: &MCal, e: &MEvent) -> Value {
     let (name, address) = owner_names(st, &cal.owner);
     let owner = Owner {
         name: &name,
@@ -1374,30 +1388,22 @@ pub(crate) fn dump_events(st: &World, cal_id: &str) -> Option<Vec<Value>> {
         expand_svep: Some(Vec::new()),
         ..Prefs::default()
     };
-    let mut evs: Vec<&MEvent> = cal.events.values().collect();
-    evs.sort_by_key(|e| e.created_seq);
-    Some(
-        evs.into_iter()
-            .map(|e| {
-                let mut v = render_event(e, &owner, &prefs);
-                v["@emulator.deleted"] = json!(e.deleted);
-                let overrides: Vec<Value> = e
-                    .overrides
-                    .iter()
-                    .map(|(ts, o)| {
-                        let at = DateTime::from_timestamp(*ts, 0).unwrap_or_default();
-                        json!({
-                            "originalStart": at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                            "occurrenceId": ids::graph_occurrence_id(&e.id, *ts),
-                            "state": match o { Override::Deleted => "deleted", Override::Modified { .. } => "modified" },
-                        })
-                    })
-                    .collect();
-                v["@emulator.overrides"] = json!(overrides);
-                v
+    let mut v = render_event(e, &owner, &prefs);
+    v["@emulator.deleted"] = json!(e.deleted);
+    let overrides: Vec<Value> = e
+        .overrides
+        .iter()
+        .map(|(ts, o)| {
+            let at = DateTime::from_timestamp(*ts, 0).unwrap_or_default();
+            json!({
+                "originalStart": at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "occurrenceId": ids::graph_occurrence_id(&e.id, *ts),
+                "state": match o { Override::Deleted => "deleted", Override::Modified { .. } => "modified" },
             })
-            .collect(),
-    )
+        })
+        .collect();
+    v["@emulator.overrides"] = json!(overrides);
+    v
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ pub(crate) enum Override {
     Deleted,
     /// The occurrence was changed and is now an exception.
     Modified {
-        content: MContent,
+        content: Box<MContent>,
         version: u64,
         last_modified: DateTime<Utc>,
     },
@@ -239,7 +239,7 @@ pub(crate) fn occurrence(ev: &MEvent, original: DateTime<Utc>) -> Option<Instanc
             kind: InstanceKind::Exception,
             master_id: Some(ev.id.clone()),
             original_start: Some(original),
-            content: content.clone(),
+            content: content.as_ref().clone(),
             ical_uid,
             created: ev.created,
             last_modified: *last_modified,
