@@ -65,15 +65,15 @@ fn add_appointment(db: &Db, staff: &Staff, input: NewAppointment) -> DbResult<()
     let body = appointment::to_ics(&input, &uid, &times, Utc::now()).expect("valid");
     let cal = db.appointments_calendar(&staff.id)?;
     let id = EventId::generate();
-    let recurring = input.rrule.is_some();
-    let (start, end) = times.span();
+    let (start, end, recurring) =
+        appointment::index_span(&body, &staff.timezone).expect("demo appointments analyse");
     db.put_event(
         EventWrite {
             calendar: cal.id,
             href: format!("{id}.ics"),
             uid,
             start,
-            end: if recurring { i64::MAX } else { end },
+            end,
             recurring,
             body,
             remote: None,

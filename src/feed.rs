@@ -48,6 +48,8 @@ pub struct RenderStats {
     pub events: usize,
     pub skipped_unreadable: usize,
     pub skipped_duplicate: usize,
+    /// TZIDs no VTIMEZONE could be found or made for.
+    pub undefined_zones: usize,
 }
 
 /// Properties a busy-only event keeps.
@@ -117,17 +119,6 @@ fn busy_only(ev: &Component) -> Component {
     out
 }
 
-/// Every TZID a component's properties refer to.
-fn tzids_of(ev: &Component, out: &mut Vec<String>) {
-    for p in &ev.props {
-        if let Some(t) = p.param("TZID") {
-            if !out.iter().any(|x| x == t) {
-                out.push(t.to_string());
-            }
-        }
-    }
-}
-
 /// Render a feed.
 pub fn render(objects: &[FeedObject<'_>], opts: &RenderOptions<'_>) -> (Vec<u8>, RenderStats) {
     let mut stats = RenderStats::default();
@@ -149,10 +140,11 @@ pub fn render(objects: &[FeedObject<'_>], opts: &RenderOptions<'_>) -> (Vec<u8>,
         ics::write_property(p, &mut out);
     }
 
-    let mut events: Vec<u8> = Vec::with_capacity(objects.len() * 400);
+    let mut events: Vec<Component> = Vec::with_capacity(objects.len());
     let mut seen_uids: HashSet<String> = HashSet::with_capacity(objects.len());
     let mut zones: HashMap<String, Component> = HashMap::new();
-    let mut used_tzids: Vec<String> = Vec::new();
+    // Every TZID used, with the earliest year it is used in.
+    let mut used: Vec<(String, i32)> = Vec::new();
     let busy = opts.privacy == Privacy::Busy;
     for obj in objects {
         let Ok(cal) = ics::parse(obj.body) else {
@@ -197,8 +189,13 @@ pub fn render(objects: &[FeedObject<'_>], opts: &RenderOptions<'_>) -> (Vec<u8>,
             if ev.prop("DTSTAMP").is_none() {
                 ev.push(Property::new("DTSTAMP", utc_stamp(obj.last_modified)));
             }
-            tzids_of(&ev, &mut used_tzids);
-            events.extend_from_slice(&ev.to_ics());
+            for (tzid, year) in crate::objects::tzids_used(&ev) {
+                match used.iter_mut().find(|(t, _)| *t == tzid) {
+                    Some(u) => u.1 = u.1.min(year),
+                    None => used.push((tzid, year)),
+                }
+            }
+            events.push(ev);
             emitted = true;
         }
         if emitted {
@@ -210,20 +207,34 @@ pub fn render(objects: &[FeedObject<'_>], opts: &RenderOptions<'_>) -> (Vec<u8>,
             }
         }
     }
-    for tzid in &used_tzids {
-        let zone = zones.remove(tzid).or_else(|| zone_for(tzid));
-        if let Some(z) = zone {
-            out.extend_from_slice(&z.to_ics());
+    // A VTIMEZONE for every TZID used: the object's own definition, or one
+    // generated for a known zone. A TZID nothing can define is dropped, so
+    // its times read as floating rather than refer to nothing.
+    let mut undefined: Vec<String> = Vec::new();
+    for (tzid, year) in &used {
+        match zones
+            .remove(tzid)
+            .or_else(|| crate::objects::vtimezone_block(tzid, *year))
+        {
+            Some(z) => out.extend_from_slice(&z.to_ics()),
+            None => undefined.push(tzid.clone()),
         }
     }
-    out.extend_from_slice(&events);
+    for mut ev in events {
+        if !undefined.is_empty() {
+            for p in &mut ev.props {
+                if p.param("TZID")
+                    .is_some_and(|t| undefined.iter().any(|u| u == t))
+                {
+                    p.remove_param("TZID");
+                }
+            }
+            stats.undefined_zones = undefined.len();
+        }
+        out.extend_from_slice(&ev.to_ics());
+    }
     out.extend_from_slice(b"END:VCALENDAR\r\n");
     (out, stats)
-}
-
-/// A VTIMEZONE for a TZID no stored object defined.
-fn zone_for(_tzid: &str) -> Option<Component> {
-    None
 }
 
 /// A rendered feed, ready to serve.

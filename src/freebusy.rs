@@ -56,22 +56,40 @@ pub fn busy_periods(
         }
         let source = source_of(&cal);
         let mut periods = Vec::new();
-        for meta in db.events_overlapping(&cal.id, start - 86_400, end + 86_400)? {
+        let zone = cal
+            .timezone
+            .clone()
+            .unwrap_or_else(|| staff.timezone.clone());
+        let opts = crate::objects::options(Some(&zone));
+        let (Some(from), Some(to)) = (
+            chrono::DateTime::from_timestamp(start, 0),
+            chrono::DateTime::from_timestamp(end, 0),
+        ) else {
+            continue;
+        };
+        // Floating times and dates can sit up to 14 hours from UTC.
+        for meta in db.events_overlapping(&cal.id, start - 14 * 3600, end + 14 * 3600)? {
             let Some(body) = db.event_body(&cal.id, &meta.href)? else {
                 continue;
             };
             let Ok(obj) = ics::parse(&body) else { continue };
-            let master = crate::model::appointment::master(&obj);
-            if master.is_some_and(|m| !is_busy(m)) {
+            let Ok(list) = ics::recur::instances(&obj, from, to, &opts) else {
                 continue;
-            }
-            if meta.recurring {
-                // Expanded by the recurrence engine (ics::recur).
-                continue;
-            }
-            let (s, e) = (meta.start.max(start), meta.end.min(end));
-            if s < e {
-                periods.push((s, e));
+            };
+            for inst in list {
+                let Some(comp) = obj.children.get(inst.component) else {
+                    continue;
+                };
+                if !is_busy(comp) {
+                    continue;
+                }
+                let (s, e) = (
+                    inst.start.timestamp().max(start),
+                    inst.end.timestamp().min(end),
+                );
+                if s < e {
+                    periods.push((s, e));
+                }
             }
         }
         periods.sort();

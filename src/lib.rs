@@ -15,6 +15,8 @@
 //! - [`upstream`]: Google and Graph clients, mapping, and the emulator.
 //! - [`sync`]: scheduler, incremental pull, outbox push, conflict policy.
 //! - [`crypto`]: tokens, hashes, password hashing, encryption at rest.
+//! - [`objects`]: stored calendar objects through the ics engine (analysis,
+//!   VTIMEZONE blocks, instance starts).
 //! - [`freebusy`]: busy periods over appointments and conflict calendars.
 //! - [`server`]: a whole server assembled from a config (serve, demo, tests).
 //! - [`demo`]: the sample company `calbridge demo` runs.
@@ -27,8 +29,8 @@ pub mod feed;
 pub mod freebusy;
 pub mod http;
 pub mod ics;
-pub mod interim;
 pub mod model;
+pub mod objects;
 pub mod server;
 pub mod store;
 pub mod sync;

@@ -246,7 +246,9 @@ pub fn check_rrule(rule: &str) -> Result<(), FieldError> {
     if rule.len() > 1024 {
         return Err(field_err("rrule", "longer than 1024 bytes"));
     }
-    interim::check_rrule(rule).map_err(|e| field_err("rrule", format!("invalid RRULE: {e}")))
+    crate::ics::rrule::RRule::parse(rule)
+        .map(|_| ())
+        .map_err(|e| field_err("rrule", format!("invalid RRULE: {e}")))
 }
 
 fn local_value(t: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
@@ -295,7 +297,7 @@ fn zone_components(times: &Times) -> Vec<Component> {
         Times::Timed { start, zone, .. } => {
             use chrono::Datelike;
             let y = start.year();
-            interim::vtimezone(zone.name(), y - 1, y + 10)
+            crate::objects::vtimezone_block(zone.name(), y)
                 .into_iter()
                 .collect()
         }
@@ -372,30 +374,53 @@ fn master_index(cal: &Component) -> Option<usize> {
 
 /// Read an appointment's times back from its master VEVENT, with the zone
 /// name to show.
-pub fn current_times(ev: &Component, default_zone: &str) -> Option<(Times, Option<String>)> {
-    let floating_zone = parse_zone("timezone", default_zone).unwrap_or(chrono_tz::UTC);
-    let start = interim::time_value(ev.prop("DTSTART")?)?;
-    let end = ev.prop("DTEND").and_then(interim::time_value);
-    match start {
-        interim::TimeValue::Date(s) => {
-            let e = match end {
-                Some(interim::TimeValue::Date(e)) if e > s => e,
+pub fn current_times(
+    cal: &Component,
+    ev: &Component,
+    default_zone: &str,
+) -> Option<(Times, Option<String>)> {
+    use crate::ics::tz::{Zone, Zones};
+    use crate::ics::value::{DateTimeValue, IcsDuration};
+    let zones = Zones::from_calendar(cal);
+    let floating_tz = parse_zone("timezone", default_zone).unwrap_or(chrono_tz::UTC);
+    let floating = Zone::Iana(floating_tz);
+    let start = DateTimeValue::from_property(ev.prop("DTSTART")?).ok()?;
+    let end = ev
+        .prop("DTEND")
+        .and_then(|p| DateTimeValue::from_property(p).ok());
+    let duration = ev
+        .value("DURATION")
+        .and_then(|d| IcsDuration::parse(d).ok());
+    match &start {
+        DateTimeValue::Date(s) => {
+            let e = match (&end, &duration) {
+                (Some(DateTimeValue::Date(e)), _) if e > s => *e,
+                (None, Some(d)) => {
+                    s.checked_add_signed(chrono::Duration::days(d.nominal_days().max(1)))?
+                }
                 _ => s.succ_opt()?,
             };
-            Some((Times::AllDay { start: s, end: e }, None))
+            Some((Times::AllDay { start: *s, end: e }, None))
         }
         other => {
-            let s = other.to_utc(floating_zone)?;
-            let e = end.and_then(|e| e.to_utc(floating_zone)).unwrap_or(s);
-            let (zone, name) = match &other {
-                interim::TimeValue::Zoned(_, tz) => (*tz, tz.name().to_string()),
-                interim::TimeValue::Utc(_) => (chrono_tz::UTC, "UTC".to_string()),
-                _ => (floating_zone, floating_zone.name().to_string()),
+            let s = other.to_utc(&zones, &floating);
+            let e = match (end, duration) {
+                (Some(e), _) => e.to_utc(&zones, &floating),
+                (None, Some(d)) => d.add_in_zone(other.local(), &other.zone(&zones, &floating)),
+                _ => s,
+            };
+            let (zone, name) = match other {
+                DateTimeValue::Zoned { tzid, .. } => match zones.resolve(tzid) {
+                    Some(Zone::Iana(tz)) => (tz, tz.name().to_string()),
+                    _ => (chrono_tz::UTC, tzid.clone()),
+                },
+                DateTimeValue::Utc(_) => (chrono_tz::UTC, "UTC".to_string()),
+                _ => (floating_tz, floating_tz.name().to_string()),
             };
             Some((
                 Times::Timed {
                     start: s,
-                    end: e,
+                    end: e.max(s),
                     zone,
                 },
                 Some(name),
@@ -415,7 +440,7 @@ pub fn from_ics(
 ) -> Option<Appointment> {
     let cal = ics::parse(body).ok()?;
     let ev = master(&cal)?;
-    let (times, tzname) = current_times(ev, default_zone)?;
+    let (times, tzname) = current_times(&cal, ev, default_zone)?;
     let (start, end, all_day) = match &times {
         Times::AllDay { start, end } => (start.to_string(), end.to_string(), true),
         Times::Timed { start, end, zone } => (
@@ -453,18 +478,18 @@ pub fn from_ics(
     })
 }
 
-/// Apply a change to a stored object; returns the new bytes and times.
+/// Apply a change to a stored object; returns the new bytes.
 pub fn apply_change(
     body: &[u8],
     change: &AppointmentChange,
     default_zone: &str,
     now: DateTime<Utc>,
-) -> Result<(Vec<u8>, Times), FieldError> {
+) -> Result<Vec<u8>, FieldError> {
     let mut cal = ics::parse(body)
         .map_err(|e| field_err("id", format!("the stored event cannot be read: {e}")))?;
     let idx =
         master_index(&cal).ok_or_else(|| field_err("id", "the stored event has no VEVENT"))?;
-    let (cur, cur_tz) = current_times(&cal.children[idx], default_zone)
+    let (cur, cur_tz) = current_times(&cal, &cal.children[idx], default_zone)
         .ok_or_else(|| field_err("start", "the stored event has no readable start"))?;
     let all_day = change
         .all_day
@@ -564,7 +589,7 @@ pub fn apply_change(
             }
         }
     }
-    Ok((cal.to_ics(), times))
+    Ok(cal.to_ics())
 }
 
 /// A naive local time, for tests and callers formatting values.
@@ -572,80 +597,13 @@ pub fn naive(s: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%S").ok()
 }
 
-/// Stand-ins until the ics engine's values, zones and RRULE parser land.
-mod interim {
-    use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
-
-    use crate::ics::{Component, Property};
-
-    pub enum TimeValue {
-        Date(NaiveDate),
-        Floating(NaiveDateTime),
-        Utc(NaiveDateTime),
-        Zoned(NaiveDateTime, chrono_tz::Tz),
-    }
-
-    impl TimeValue {
-        pub fn to_utc(&self, floating: chrono_tz::Tz) -> Option<DateTime<Utc>> {
-            match self {
-                TimeValue::Date(_) => None,
-                TimeValue::Utc(t) => Some(t.and_utc()),
-                TimeValue::Floating(t) => floating
-                    .from_local_datetime(t)
-                    .earliest()
-                    .map(|d| d.with_timezone(&Utc)),
-                TimeValue::Zoned(t, z) => z
-                    .from_local_datetime(t)
-                    .earliest()
-                    .map(|d| d.with_timezone(&Utc)),
-            }
-        }
-    }
-
-    pub fn time_value(p: &Property) -> Option<TimeValue> {
-        let v = p.value.trim();
-        if p.param("VALUE")
-            .is_some_and(|x| x.eq_ignore_ascii_case("DATE"))
-            || v.len() == 8
-        {
-            return NaiveDate::parse_from_str(v, "%Y%m%d")
-                .ok()
-                .map(TimeValue::Date);
-        }
-        if let Some(u) = v.strip_suffix('Z') {
-            return NaiveDateTime::parse_from_str(u, "%Y%m%dT%H%M%S")
-                .ok()
-                .map(TimeValue::Utc);
-        }
-        let t = NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S").ok()?;
-        match p.param("TZID") {
-            Some(z) => z
-                .parse::<chrono_tz::Tz>()
-                .ok()
-                .map(|z| TimeValue::Zoned(t, z)),
-            None => Some(TimeValue::Floating(t)),
-        }
-    }
-
-    pub fn check_rrule(rule: &str) -> Result<(), String> {
-        let freq = rule
-            .split(';')
-            .find_map(|p| {
-                p.trim()
-                    .to_ascii_uppercase()
-                    .strip_prefix("FREQ=")
-                    .map(str::to_string)
-            })
-            .ok_or("FREQ is missing")?;
-        match freq.as_str() {
-            "SECONDLY" | "MINUTELY" | "HOURLY" | "DAILY" | "WEEKLY" | "MONTHLY" | "YEARLY" => {
-                Ok(())
-            }
-            other => Err(format!("unknown FREQ {other}")),
-        }
-    }
-
-    pub fn vtimezone(_zone: &str, _from: i32, _to: i32) -> Option<Component> {
-        None
-    }
+/// The index fields of an appointment object: series span (UTC seconds,
+/// `i64::MAX` for an unbounded series) and whether it recurs. Floating
+/// times and dates count in `zone`.
+pub fn index_span(body: &[u8], zone: &str) -> Result<(i64, i64, bool), FieldError> {
+    let cal = ics::parse(body)
+        .map_err(|e| field_err("start", format!("the event cannot be read: {e}")))?;
+    let info =
+        crate::objects::analyze(&cal, Some(zone)).map_err(|e| field_err("rrule", e.message()))?;
+    Ok((info.start, info.end, info.recurring))
 }

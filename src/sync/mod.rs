@@ -27,6 +27,9 @@ use crate::upstream::oauth::OauthClient;
 use crate::upstream::provider::{is_resync, Cursor, Page, RemoteChange};
 use crate::upstream::{RetryPolicy, Upstream, UpstreamError};
 
+/// Every piece of one series: `(item id, provider JSON)`.
+type SeriesItems = Vec<(String, Vec<u8>)>;
+
 type MapFn =
     fn(
         &str,
@@ -509,15 +512,14 @@ impl SyncEngine {
         }
         let start = page.cursor.window_start.unwrap_or(window);
         use futures_util::stream::{self, StreamExt};
-        let fetched: Vec<(String, Result<Vec<(String, Vec<u8>)>, UpstreamError>)> =
-            stream::iter(wanted)
-                .map(|s| async move {
-                    let r = g.fetch_series(token, &s, start).await;
-                    (s, r)
-                })
-                .buffer_unordered(graph::MAILBOX_CONCURRENCY)
-                .collect()
-                .await;
+        let fetched: Vec<(String, Result<SeriesItems, UpstreamError>)> = stream::iter(wanted)
+            .map(|s| async move {
+                let r = g.fetch_series(token, &s, start).await;
+                (s, r)
+            })
+            .buffer_unordered(graph::MAILBOX_CONCURRENCY)
+            .collect()
+            .await;
         for (series, r) in fetched {
             page.changes
                 .push(RemoteChange::ReplaceSeries { series, items: r? });

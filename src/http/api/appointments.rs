@@ -78,17 +78,6 @@ fn view(staff: &Staff, meta: &EventMeta, body: &[u8]) -> Option<Appointment> {
     )
 }
 
-/// The span an appointment's object covers, for the index.
-fn span_of(body: &[u8], times: &appointment::Times, recurring: bool) -> (i64, i64) {
-    let _ = body;
-    let (s, e) = times.span();
-    if recurring {
-        (s, i64::MAX)
-    } else {
-        (s, e)
-    }
-}
-
 pub async fn create(
     _: Admin,
     State(app): State<App>,
@@ -108,8 +97,7 @@ pub async fn create(
     let ics = appointment::to_ics(&body, &uid, &times, Utc::now()).map_err(field)?;
     let cal = app.db.appointments_calendar(&s.id)?;
     let id = EventId::generate();
-    let recurring = body.rrule.is_some();
-    let (start, end) = span_of(&ics, &times, recurring);
+    let (start, end, recurring) = appointment::index_span(&ics, &s.timezone).map_err(field)?;
     let w = EventWrite {
         calendar: cal.id.clone(),
         href: format!("{id}.ics"),
@@ -240,13 +228,10 @@ pub async fn patch(
         .db
         .event_body(&meta.calendar, &meta.href)?
         .ok_or_else(|| ApiError::not_found("appointment"))?;
-    let (new_body, times) =
+    let new_body =
         appointment::apply_change(&body, &change, &staff.timezone, Utc::now()).map_err(field)?;
-    let recurring = crate::ics::parse(&new_body)
-        .ok()
-        .and_then(|c| appointment::master(&c).map(|m| m.prop("RRULE").is_some()))
-        .unwrap_or(false);
-    let (start, end) = span_of(&new_body, &times, recurring);
+    let (start, end, recurring) =
+        appointment::index_span(&new_body, &staff.timezone).map_err(field)?;
     let pre = if_match(&headers, &meta.etag);
     let w = EventWrite {
         calendar: meta.calendar.clone(),

@@ -10,8 +10,7 @@
 //! - `oauth`: authorize/token/revoke for Google and the Microsoft identity
 //!   platform (code flow with PKCE S256).
 //! - `google`: Calendar v3 under `/calendar/v3/` (recurrence expansion in
-//!   `google::recur::expand_google_series`, a stand-in until `ics::recur`
-//!   is wired in).
+//!   `google::recur::expand_google_series`, on the crate's `ics::recur`).
 //! - `graph`: Graph v1.0 calendars under `/v1.0/` (Graph's own recurrence
 //!   patterns in `graph::recur`).
 //! - `faults`: [`FaultRule`]s, Graph's mailbox concurrency limit, and the

@@ -407,7 +407,7 @@ pub fn map_series(
     m.push(end.property("DTEND"));
     let mut recurring = false;
     for line in &master.recurrence {
-        match crate::interim::parse_property_line(line) {
+        match parse_property_line(line) {
             Ok(p) if matches!(p.name.as_str(), "RRULE" | "EXDATE" | "RDATE" | "EXRULE") => {
                 recurring = true;
                 m.push(p);
@@ -458,36 +458,24 @@ pub fn map_series(
     let mut cal = Component::new("VCALENDAR");
     cal.push(Property::new("VERSION", "2.0"));
     cal.push(Property::new("PRODID", PRODID));
-    let mut zones: Vec<chrono_tz::Tz> = Vec::new();
-    let mut note_zone = |s: &Stamp| {
-        if let Stamp::Zoned(_, tz) = s {
-            if !zones.contains(tz) {
-                zones.push(*tz);
-            }
-        }
-    };
-    note_zone(&start);
-    note_zone(&end);
-    for z in &zones {
-        if let Some(v) = crate::interim::vtimezone_for(z.name()) {
-            cal.children.push(v);
-        }
-    }
-    let (span_start, mut span_end) = (start.utc(), end.utc().max(start.utc()));
-    let mut span_start = span_start;
-    if recurring {
-        span_end =
-            crate::interim::series_end_hint(&m, &start_utc_pair(&start, &end)).unwrap_or(i64::MAX);
-    }
-    for (s, e, _) in &overrides {
-        span_start = span_start.min(*s);
-        if span_end != i64::MAX {
-            span_end = span_end.max(*e);
-        }
-    }
     cal.children.push(m);
     cal.children
         .extend(overrides.into_iter().map(|(_, _, o)| o));
+    crate::objects::add_missing_vtimezones(&mut cal);
+    let (span_start, span_end) = match crate::objects::analyze(&cal, calendar_zone) {
+        Ok(info) => (info.start, info.end),
+        Err(e) => {
+            warnings.push(format!("{}: {}", master.id, e.message()));
+            (
+                start.utc(),
+                if recurring {
+                    i64::MAX
+                } else {
+                    end.utc().max(start.utc())
+                },
+            )
+        }
+    };
     Ok(MappedSeries {
         uid,
         ics: cal.to_ics(),
@@ -500,8 +488,19 @@ pub fn map_series(
     })
 }
 
-fn start_utc_pair(start: &Stamp, end: &Stamp) -> (i64, i64) {
-    (start.utc(), end.utc())
+/// One recurrence line (`RRULE:…`, `EXDATE;TZID=…:…`) as a property.
+fn parse_property_line(line: &str) -> Result<Property, crate::ics::IcsError> {
+    let text = format!(
+        "BEGIN:X\r\n{}\r\nEND:X\r\n",
+        line.trim_end_matches(['\r', '\n'])
+    );
+    let mut roots = crate::ics::parse_all(text.as_bytes())?;
+    match roots.pop() {
+        Some(mut c) if c.props.len() == 1 && c.children.is_empty() => Ok(c.props.remove(0)),
+        _ => Err(crate::ics::IcsError::Invalid(format!(
+            "not one content line: {line:?}"
+        ))),
+    }
 }
 
 #[cfg(test)]

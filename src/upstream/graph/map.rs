@@ -555,20 +555,26 @@ pub fn map_series(
         match recurrence::to_rrule(r, kind) {
             Ok(rule) => {
                 recurring = true;
+                m.push(Property::new("RRULE", rule));
                 // Cancelled occurrences: what the pattern yields in the
                 // listed window that Graph no longer lists.
                 if let Some((ws, we)) = window {
-                    if let Some(expected) = crate::interim::instance_starts(&rule, &dtstart, ws, we)
-                    {
-                        for t in expected {
-                            if !present.contains(&t) {
-                                let at = DateTime::from_timestamp(t, 0).unwrap_or_default();
-                                m.push(When::of(at, all_day, zone).property("EXDATE"));
+                    let mut probe = Component::new("VCALENDAR");
+                    probe.children.push(m.clone());
+                    match crate::objects::instance_starts(&probe, ws, we, zone.map(|z| z.name())) {
+                        Ok(expected) => {
+                            for t in expected {
+                                if !present.contains(&t) {
+                                    let at = DateTime::from_timestamp(t, 0).unwrap_or_default();
+                                    m.push(When::of(at, all_day, zone).property("EXDATE"));
+                                }
                             }
+                        }
+                        Err(e) => {
+                            warnings.push(format!("{}: cannot expand the series ({e})", master.id))
                         }
                     }
                 }
-                m.push(Property::new("RRULE", rule));
             }
             Err(e) => warnings.push(format!(
                 "{}: recurrence not understood ({e}); kept as a single event",
@@ -618,25 +624,24 @@ pub fn map_series(
     let mut cal = Component::new("VCALENDAR");
     cal.push(Property::new("VERSION", "2.0"));
     cal.push(Property::new("PRODID", PRODID));
-    if let When::Zoned(_, tz) = &ds {
-        if let Some(v) = crate::interim::vtimezone_for(tz.name()) {
-            cal.children.push(v);
-        }
-    }
-    let mut span_start = ds.utc();
-    let mut span_end = de.utc().max(span_start);
-    if recurring {
-        span_end = crate::interim::series_end_hint(&m, &(ds.utc(), de.utc())).unwrap_or(i64::MAX);
-    }
-    for (s, e, _) in &overrides {
-        span_start = span_start.min(*s);
-        if span_end != i64::MAX {
-            span_end = span_end.max(*e);
-        }
-    }
     cal.children.push(m);
     cal.children
         .extend(overrides.into_iter().map(|(_, _, o)| o));
+    crate::objects::add_missing_vtimezones(&mut cal);
+    let (span_start, span_end) = match crate::objects::analyze(&cal, zone.map(|z| z.name())) {
+        Ok(info) => (info.start, info.end),
+        Err(e) => {
+            warnings.push(format!("{}: {}", master.id, e.message()));
+            (
+                ds.utc(),
+                if recurring {
+                    i64::MAX
+                } else {
+                    de.utc().max(ds.utc())
+                },
+            )
+        }
+    };
     Ok(MappedSeries {
         uid,
         ics: cal.to_ics(),

@@ -18,7 +18,7 @@ pub fn iana(name: &str) -> Option<String> {
     ) {
         return Some("UTC".into());
     }
-    if let Some(i) = crate::interim::windows_to_iana(n) {
+    if let Some(i) = crate::ics::tz::windows_to_iana(n) {
         return Some(i.to_string());
     }
     n.parse::<chrono_tz::Tz>()
@@ -31,7 +31,7 @@ pub fn windows(iana: &str) -> Option<&'static str> {
     if iana == "UTC" || iana == "Etc/UTC" {
         return Some("UTC");
     }
-    crate::interim::iana_to_windows(iana)
+    crate::ics::tz::iana_to_windows(iana)
 }
 
 #[cfg(test)]

@@ -4,17 +4,16 @@
 //! `instances`, `freeBusy`, series time spans — goes through the single
 //! function [`expand_google_series`].
 //!
-//! LEAD: this is a deliberately minimal stand-in. It understands
-//! `RRULE:FREQ=DAILY|WEEKLY` with `INTERVAL`, `COUNT`, `UNTIL`, `WKST` and
-//! `BYDAY` (no ordinals), plus `EXDATE` and `RDATE`. Replace its body with
-//! the crate's `ics::recur` engine once that lands; the signature is what the
-//! rest of the Google front relies on. A rule it does not understand yields
-//! only the first instance (plus RDATEs), never an error.
+//! The expansion itself is the crate's recurrence engine (`ics::recur`): the
+//! series becomes a one-VEVENT calendar (DTSTART in the series' zone plus
+//! the `recurrence` lines) and its instances are listed. A rule the engine
+//! refuses yields only the first instance, never an error.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc, Weekday};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 
-use super::super::time::{iana_zone, local_to_utc, utc_to_local};
+use super::super::time::local_to_utc;
+use crate::ics::{self, Component, Property};
 
 /// Where a series starts: an all-day date or a wall-clock time in a zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,68 +29,93 @@ pub(crate) enum InstanceStart {
     At(DateTime<Utc>),
 }
 
-/// Upper bound on the iterations of one expansion, whatever the rule says.
-const MAX_STEPS: usize = 200_000;
-
-/// Expands a series into its instance starts, in order, stopping after
-/// `until` (inclusive) or `max` instances. EXDATEs are removed after COUNT
-/// is applied, as RFC 5545 specifies; RDATEs are added.
+/// Expands a series into its instance starts, in order, up to `until`
+/// (inclusive) and at most `max` instances. EXDATEs remove instances after
+/// COUNT is applied and RDATEs add them, as RFC 5545 specifies.
 pub(crate) fn expand_google_series(
     start: SeriesStart,
     recurrence: &[String],
     until: DateTime<Utc>,
     max: usize,
 ) -> Vec<InstanceStart> {
-    let mut out: Vec<InstanceStart> = Vec::new();
-    let mut excluded: Vec<InstanceStart> = Vec::new();
-    let mut excluded_dates: Vec<NaiveDate> = Vec::new();
-    let mut had_rule = false;
+    let first = first_instance(start);
+    let mut ev = Component::new("VEVENT");
+    ev.push(Property::new("UID", "series"));
+    ev.push(match start {
+        SeriesStart::Date(d) => {
+            Property::new("DTSTART", d.format("%Y%m%d").to_string()).with_param("VALUE", "DATE")
+        }
+        SeriesStart::At(local, tz) => {
+            Property::new("DTSTART", local.format("%Y%m%dT%H%M%S").to_string())
+                .with_param("TZID", tz.name())
+        }
+    });
     for line in recurrence {
-        let (name, params, value) = split_line(line);
-        match name.as_str() {
-            "RRULE" => {
-                had_rule = true;
-                out.extend(expand_rule(start, value, until, max));
-            }
-            "EXDATE" => {
-                for v in parse_date_list(start, &params, value) {
-                    match v {
-                        InstanceStart::Date(d) => {
-                            excluded.push(InstanceStart::Date(d));
-                            excluded_dates.push(d);
-                        }
-                        at => excluded.push(at),
-                    }
+        let text = format!("BEGIN:X\r\n{}\r\nEND:X\r\n", line.trim());
+        if let Ok(mut roots) = ics::parse_all(text.as_bytes()) {
+            if let Some(mut c) = roots.pop() {
+                if c.props.len() == 1
+                    && matches!(
+                        c.props[0].name.as_str(),
+                        "RRULE" | "EXDATE" | "RDATE" | "EXRULE"
+                    )
+                {
+                    ev.push(c.props.remove(0));
                 }
             }
-            "RDATE" => out.extend(parse_date_list(start, &params, value)),
-            _ => {}
         }
     }
-    if !had_rule {
-        out.push(first_instance(start));
-    }
-    out.retain(|i| match (i, start) {
-        (InstanceStart::At(t), SeriesStart::At(_, tz)) => {
-            !excluded.contains(i) && !excluded_dates.contains(&utc_to_local(tz, *t).date())
-        }
-        _ => !excluded.contains(i),
-    });
-    out.retain(|i| match i {
-        InstanceStart::Date(d) => date_instant(*d) <= until,
-        InstanceStart::At(t) => *t <= until,
-    });
+    let mut cal = Component::new("VCALENDAR");
+    cal.children.push(ev);
+    let from = match first {
+        InstanceStart::Date(d) => date_instant(d),
+        InstanceStart::At(t) => t,
+    };
+    let opts = ics::recur::ExpandOptions {
+        max_instances: max,
+        ..Default::default()
+    };
+    let Ok(list) = ics::recur::instances(
+        &cal,
+        from - chrono::Duration::seconds(1),
+        until + chrono::Duration::seconds(1),
+        &opts,
+    ) else {
+        return if first_start(first) <= until {
+            vec![first]
+        } else {
+            Vec::new()
+        };
+    };
+    let mut out: Vec<InstanceStart> = list
+        .into_iter()
+        .filter(|i| i.start <= until)
+        .map(|i| {
+            if i.all_day {
+                InstanceStart::Date(i.start.date_naive())
+            } else {
+                InstanceStart::At(i.start)
+            }
+        })
+        .collect();
     out.sort();
     out.dedup();
     out.truncate(max);
     out
 }
 
+fn first_start(i: InstanceStart) -> DateTime<Utc> {
+    match i {
+        InstanceStart::Date(d) => date_instant(d),
+        InstanceStart::At(t) => t,
+    }
+}
+
 /// True when the series has no end (an RRULE without COUNT or UNTIL).
 pub(crate) fn is_unbounded(recurrence: &[String]) -> bool {
     recurrence.iter().any(|line| {
-        let (name, _, value) = split_line(line);
-        name == "RRULE" && {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        name.trim().eq_ignore_ascii_case("RRULE") && {
             let upper = value.to_ascii_uppercase();
             !upper.contains("COUNT=") && !upper.contains("UNTIL=")
         }
@@ -109,221 +133,10 @@ fn date_instant(d: NaiveDate) -> DateTime<Utc> {
     d.and_time(NaiveTime::MIN).and_utc()
 }
 
-/// Splits `NAME;P=V:value` into its upper-cased name, parameters and value.
-fn split_line(line: &str) -> (String, Vec<(String, String)>, &str) {
-    let (head, value) = line.split_once(':').unwrap_or((line, ""));
-    let mut parts = head.split(';');
-    let name = parts.next().unwrap_or("").trim().to_ascii_uppercase();
-    let params = parts
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (k.trim().to_ascii_uppercase(), v.trim().to_string()))
-        .collect();
-    (name, params, value.trim())
-}
-
-/// Parses the values of an EXDATE/RDATE line.
-fn parse_date_list(
-    start: SeriesStart,
-    params: &[(String, String)],
-    value: &str,
-) -> Vec<InstanceStart> {
-    let tzid = params
-        .iter()
-        .find(|(k, _)| k == "TZID")
-        .and_then(|(_, v)| iana_zone(v));
-    let series_tz = match start {
-        SeriesStart::At(_, tz) => tz,
-        SeriesStart::Date(_) => Tz::UTC,
-    };
-    value
-        .split(',')
-        .filter_map(|v| {
-            let v = v.trim();
-            if let Ok(d) = NaiveDate::parse_from_str(v, "%Y%m%d") {
-                return Some(InstanceStart::Date(d));
-            }
-            if let Some(z) = v.strip_suffix('Z') {
-                let t = NaiveDateTime::parse_from_str(z, "%Y%m%dT%H%M%S").ok()?;
-                return Some(InstanceStart::At(t.and_utc()));
-            }
-            let t = NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S").ok()?;
-            Some(InstanceStart::At(local_to_utc(
-                tzid.unwrap_or(series_tz),
-                t,
-            )))
-        })
-        .map(|i| match (i, start) {
-            // A timed value on an all-day series names that day.
-            (InstanceStart::At(t), SeriesStart::Date(_)) => InstanceStart::Date(t.date_naive()),
-            (other, _) => other,
-        })
-        .collect()
-}
-
-enum Until {
-    Date(NaiveDate),
-    Instant(DateTime<Utc>),
-    Local(NaiveDateTime),
-}
-
-fn weekday(code: &str) -> Option<Weekday> {
-    Some(match code {
-        "MO" => Weekday::Mon,
-        "TU" => Weekday::Tue,
-        "WE" => Weekday::Wed,
-        "TH" => Weekday::Thu,
-        "FR" => Weekday::Fri,
-        "SA" => Weekday::Sat,
-        "SU" => Weekday::Sun,
-        _ => return None,
-    })
-}
-
-/// Expands one RRULE value. Unsupported rules give only the first instance.
-fn expand_rule(
-    start: SeriesStart,
-    rule: &str,
-    until: DateTime<Utc>,
-    max: usize,
-) -> Vec<InstanceStart> {
-    let mut freq = None;
-    let mut interval: i64 = 1;
-    let mut count: Option<usize> = None;
-    let mut rule_until: Option<Until> = None;
-    let mut by_day: Vec<Weekday> = Vec::new();
-    let mut wkst = Weekday::Mon;
-    let mut supported = true;
-    for part in rule.split(';') {
-        let Some((k, v)) = part.split_once('=') else {
-            continue;
-        };
-        let v = v.trim().to_ascii_uppercase();
-        match k.trim().to_ascii_uppercase().as_str() {
-            "FREQ" => freq = Some(v),
-            "INTERVAL" => interval = v.parse().unwrap_or(1).max(1),
-            "COUNT" => count = v.parse().ok(),
-            "UNTIL" => {
-                rule_until = if let Ok(d) = NaiveDate::parse_from_str(&v, "%Y%m%d") {
-                    Some(Until::Date(d))
-                } else if let Some(z) = v.strip_suffix('Z') {
-                    NaiveDateTime::parse_from_str(z, "%Y%m%dT%H%M%S")
-                        .ok()
-                        .map(|t| Until::Instant(t.and_utc()))
-                } else {
-                    NaiveDateTime::parse_from_str(&v, "%Y%m%dT%H%M%S")
-                        .ok()
-                        .map(Until::Local)
-                }
-            }
-            "WKST" => wkst = weekday(&v).unwrap_or(Weekday::Mon),
-            "BYDAY" => {
-                for d in v.split(',') {
-                    match weekday(d.trim()) {
-                        Some(w) => by_day.push(w),
-                        None => supported = false,
-                    }
-                }
-            }
-            _ => supported = false,
-        }
-    }
-    let first = first_instance(start);
-    let freq = match freq.as_deref() {
-        Some("DAILY") if supported && by_day.is_empty() => "DAILY",
-        Some("WEEKLY") if supported => "WEEKLY",
-        _ => {
-            tracing::debug!(
-                rule,
-                "emulator: recurrence rule not expanded by the stand-in"
-            );
-            return vec![first];
-        }
-    };
-    let (d0, time, tz) = match start {
-        SeriesStart::Date(d) => (d, None, Tz::UTC),
-        SeriesStart::At(local, tz) => (local.date(), Some(local.time()), tz),
-    };
-    if freq == "WEEKLY" && by_day.is_empty() {
-        by_day.push(d0.weekday());
-    }
-    let to_instance = |d: NaiveDate| match time {
-        None => InstanceStart::Date(d),
-        Some(t) => InstanceStart::At(local_to_utc(tz, d.and_time(t))),
-    };
-    let past_until = |d: NaiveDate, inst: &InstanceStart| -> bool {
-        match (&rule_until, inst) {
-            (None, _) => false,
-            (Some(Until::Date(u)), _) => d > *u,
-            (Some(Until::Instant(u)), InstanceStart::At(t)) => t > u,
-            (Some(Until::Instant(u)), InstanceStart::Date(_)) => d > u.date_naive(),
-            (Some(Until::Local(u)), _) => match time {
-                Some(t) => d.and_time(t) > *u,
-                None => d > u.date(),
-            },
-        }
-    };
-    let mut out = Vec::new();
-    let mut emitted = 0usize;
-    let week_start = d0 - Duration::days(days_from(wkst, d0.weekday()));
-    let mut step = 0i64;
-    let mut steps = 0usize;
-    'outer: loop {
-        steps += 1;
-        if steps > MAX_STEPS {
-            break;
-        }
-        let candidates: Vec<NaiveDate> = if freq == "DAILY" {
-            vec![d0 + Duration::days(step * interval)]
-        } else {
-            let base = week_start + Duration::weeks(step * interval);
-            let mut days: Vec<NaiveDate> = by_day
-                .iter()
-                .map(|w| base + Duration::days(days_from(wkst, *w)))
-                .collect();
-            days.sort();
-            days.dedup();
-            days
-        };
-        step += 1;
-        for d in candidates {
-            if d < d0 {
-                continue;
-            }
-            let inst = to_instance(d);
-            if past_until(d, &inst) {
-                break 'outer;
-            }
-            let at = match inst {
-                InstanceStart::Date(d) => date_instant(d),
-                InstanceStart::At(t) => t,
-            };
-            if at > until || out.len() >= max {
-                break 'outer;
-            }
-            if count.is_some_and(|c| emitted >= c) {
-                break 'outer;
-            }
-            out.push(inst);
-            emitted += 1;
-        }
-    }
-    if !out.contains(&first) && count.is_none_or(|c| c > 0) {
-        out.insert(0, first);
-        if let Some(c) = count {
-            out.truncate(c);
-        }
-    }
-    out
-}
-
-/// Days from `from` forward to `to` within a week (0..=6).
-fn days_from(from: Weekday, to: Weekday) -> i64 {
-    (to.num_days_from_monday() as i64 - from.num_days_from_monday() as i64).rem_euclid(7)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
     use chrono::TimeZone;
 
     fn at(y: i32, m: u32, d: u32, h: u32) -> NaiveDateTime {
