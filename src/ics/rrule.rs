@@ -85,7 +85,7 @@ impl fmt::Display for WeekdayNum {
     }
 }
 
-fn weekday_code(w: Weekday) -> &'static str {
+pub(crate) fn weekday_code(w: Weekday) -> &'static str {
     match w {
         Weekday::Mon => "MO",
         Weekday::Tue => "TU",
