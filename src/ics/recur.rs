@@ -184,7 +184,7 @@ fn overlaps(
 }
 
 /// A RECURRENCE-ID (or an instance's would-be one) reduced to what is
-/// compared: the instant, and the date as written.
+/// compared: the instant of a date-time, the date of a DATE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum RidKey {
     At(i64),
@@ -718,7 +718,7 @@ pub fn series_span(cal: &Component, opts: &ExpandOptions) -> Result<(i64, i64), 
         for &i in &g.overrides {
             let o = read_override(cal, i, master.as_ref().map(|m| m.length), &zones, floating)?;
             if o.this_and_future {
-                max_shift = max_shift.max((o.start - o.rid_utc).num_seconds());
+                max_shift = max_shift.max((o.start - o.rid_utc).num_seconds().abs());
             }
             if !o.cancelled {
                 widen(o.start.timestamp(), o.end.timestamp());
@@ -758,10 +758,11 @@ pub fn series_span(cal: &Component, opts: &ExpandOptions) -> Result<(i64, i64), 
             };
             last = last.max(end);
         }
+        // THISANDFUTURE moves later instances by up to max_shift either way.
         if last != i64::MAX {
-            last = last.saturating_add(max_shift.max(0));
+            last = last.saturating_add(max_shift);
         }
-        widen(first, last);
+        widen(first.saturating_sub(max_shift), last);
     }
     if span.is_none() && cal.children.iter().any(is_recurring_kind) {
         // Only components without any date (an unscheduled VTODO).

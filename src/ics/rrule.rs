@@ -261,11 +261,6 @@ impl RRule {
             other => other.local(),
         })
     }
-
-    /// True when the rule has neither COUNT nor UNTIL.
-    pub fn is_unbounded(&self) -> bool {
-        self.count.is_none() && self.until.is_none()
-    }
 }
 
 fn parse_weekday_num(item: &str) -> Option<WeekdayNum> {
