@@ -115,9 +115,12 @@ pub fn instance_starts(
     to: i64,
     zone: Option<&str>,
 ) -> Result<Vec<i64>, ics::IcsError> {
+    // Year 1 to year 9999: what an iCalendar value can say.
+    const MIN: i64 = -62_135_596_800;
+    const MAX: i64 = 253_402_300_799;
     let (Some(f), Some(t)) = (
-        DateTime::from_timestamp(from, 0),
-        DateTime::from_timestamp(to, 0),
+        DateTime::from_timestamp(from.clamp(MIN, MAX), 0),
+        DateTime::from_timestamp(to.clamp(MIN, MAX), 0),
     ) else {
         return Ok(Vec::new());
     };

@@ -208,13 +208,23 @@ mod tests {
                 InstanceStart::Date(NaiveDate::from_ymd_opt(2026, 3, 5).unwrap())
             ]
         );
+        // Any rule the engine knows expands (monthly here), capped at max.
         let monthly = expand_google_series(
             SeriesStart::Date(d),
             &["RRULE:FREQ=MONTHLY;BYMONTHDAY=2".to_string()],
             far(),
+            3,
+        );
+        let month = |m| InstanceStart::Date(NaiveDate::from_ymd_opt(2026, m, 2).unwrap());
+        assert_eq!(monthly, vec![month(3), month(4), month(5)]);
+        // A rule the engine refuses yields just the first instance.
+        let bad = expand_google_series(
+            SeriesStart::Date(d),
+            &["RRULE:FREQ=SOMETIMES".to_string()],
+            far(),
             100,
         );
-        assert_eq!(monthly, vec![InstanceStart::Date(d)]);
+        assert_eq!(bad, vec![InstanceStart::Date(d)]);
         assert!(is_unbounded(&["RRULE:FREQ=DAILY".to_string()]));
         assert!(!is_unbounded(&["RRULE:FREQ=DAILY;COUNT=2".to_string()]));
     }
