@@ -18,10 +18,13 @@ use crate::model::{
 use crate::server::Server;
 use crate::store::db::{DbResult, EventWrite, Precondition};
 use crate::store::Db;
+use crate::upstream::emulator::{Emulator, Provider};
 
 /// What the demo created, for printing (and for tests).
 pub struct Sample {
     pub company: String,
+    /// (id, name, email, zone) of each staff member.
+    pub staff: Vec<(String, String, String, String)>,
     pub feeds: Vec<(String, String)>,
     pub caldav_user: String,
     pub caldav_password: String,
@@ -319,6 +322,17 @@ pub fn seed(db: &Db, public_url: &str) -> DbResult<Sample> {
     })?;
     Ok(Sample {
         company: company.id.to_string(),
+        staff: staff
+            .iter()
+            .map(|s| {
+                (
+                    s.id.to_string(),
+                    s.name.clone(),
+                    s.email.clone(),
+                    s.timezone.clone(),
+                )
+            })
+            .collect(),
         feeds,
         caldav_user: staff[0].email.clone(),
         caldav_password: password,
@@ -341,6 +355,149 @@ async fn bind(listen: Option<String>) -> anyhow::Result<tokio::net::TcpListener>
     Ok(tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?)
 }
 
+/// Upstream calendars for the demo's connected accounts: a few events in
+/// each, among them a weekly series with an exception.
+fn seed_upstream(
+    emu: &Emulator,
+    provider: Provider,
+    email: &str,
+    zone: &str,
+) -> anyhow::Result<()> {
+    let today = Utc::now().date_naive();
+    let day = |n: i64| (today + Duration::days(n)).format("%Y-%m-%d").to_string();
+    match provider {
+        Provider::Google => {
+            emu.create_user(Provider::Google, email, None, Some(zone));
+            let ev = |summary: &str, d: i64, h: u32, extra: serde_json::Value| {
+                let mut v = serde_json::json!({
+                    "summary": summary,
+                    "start": {"dateTime": format!("{}T{h:02}:00:00", day(d)), "timeZone": zone},
+                    "end": {"dateTime": format!("{}T{:02}:00:00", day(d), h + 1), "timeZone": zone},
+                });
+                for (k, x) in extra.as_object().cloned().unwrap_or_default() {
+                    v[k] = x;
+                }
+                emu.seed_google_event(email, "primary", v)
+            };
+            ev(
+                "Dentist",
+                3,
+                8,
+                serde_json::json!({"visibility": "private"}),
+            )?;
+            ev(
+                "Lunch with Sam",
+                1,
+                12,
+                serde_json::json!({"location": "Café Central"}),
+            )?;
+            ev(
+                "Yoga",
+                -2,
+                18,
+                serde_json::json!({"recurrence": ["RRULE:FREQ=WEEKLY;COUNT=10"], "colorId": "2"}),
+            )?;
+            emu.seed_google_event(
+                email,
+                "primary",
+                serde_json::json!({"summary": "Vacation", "start": {"date": day(20)}, "end": {"date": day(27)}, "transparency": "opaque"}),
+            )?;
+        }
+        Provider::Microsoft => {
+            emu.create_user(Provider::Microsoft, email, None, Some(zone));
+            let win = crate::ics::tz::iana_to_windows(zone).unwrap_or("UTC");
+            let ev = |subject: &str, d: i64, h: u32, extra: serde_json::Value| {
+                let mut v = serde_json::json!({
+                    "subject": subject,
+                    "start": {"dateTime": format!("{}T{h:02}:00:00", day(d)), "timeZone": win},
+                    "end": {"dateTime": format!("{}T{:02}:30:00", day(d), h), "timeZone": win},
+                });
+                for (k, x) in extra.as_object().cloned().unwrap_or_default() {
+                    v[k] = x;
+                }
+                emu.seed_graph_event(email, "default", v)
+            };
+            ev("1:1 with manager", 2, 10, serde_json::json!({}))?;
+            ev(
+                "Quarterly planning",
+                5,
+                14,
+                serde_json::json!({"sensitivity": "private"}),
+            )?;
+            ev(
+                "Team standup",
+                -3,
+                9,
+                serde_json::json!({"recurrence": {
+                    "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday", "wednesday", "friday"]},
+                    "range": {"type": "numbered", "startDate": day(-3), "numberOfOccurrences": 30}
+                }}),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Connect an account through the real flow (authorization URL → the
+/// emulator's consent → callback) and select its default calendar.
+async fn connect_account(
+    base: &str,
+    token: &str,
+    staff: &str,
+    provider: &str,
+) -> anyhow::Result<String> {
+    let client = crate::upstream::http::build_client(std::time::Duration::from_secs(30));
+    let api = |path: &str| format!("{base}/api/v1{path}");
+    let v: serde_json::Value = client
+        .post(api(&format!("/staff/{staff}/accounts")))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"provider": provider}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let account = v["id"].as_str().unwrap_or_default().to_string();
+    let consent = client
+        .get(v["authorization_url"].as_str().unwrap_or_default())
+        .send()
+        .await?;
+    let callback = consent
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .ok_or_else(|| anyhow::anyhow!("the emulator did not redirect"))?
+        .to_string();
+    client.get(&callback).send().await?.error_for_status()?;
+    let cals: serde_json::Value = client
+        .get(api(&format!("/accounts/{account}/calendars")))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    if let Some(c) = cals
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["default"] == true))
+    {
+        let id = percent_encoding::utf8_percent_encode(
+            c["id"].as_str().unwrap_or_default(),
+            percent_encoding::NON_ALPHANUMERIC,
+        );
+        client
+            .put(api(&format!("/accounts/{account}/calendars/{id}")))
+            .bearer_auth(token)
+            .json(
+                &serde_json::json!({"selected": true, "direction": "read_only", "conflicts": true}),
+            )
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    Ok(account)
+}
+
 /// Run the demo until `shutdown` resolves. Its data lives in a temporary
 /// directory removed on exit.
 pub async fn run(
@@ -350,11 +507,17 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
+    // Google Calendar and Microsoft Graph, emulated in this process.
+    let emu = Emulator::start(tokio::net::TcpListener::bind("127.0.0.1:0").await?).await;
     let dir = std::env::temp_dir().join(format!("calbridge-demo-{}", crypto::random_id(8)));
     let mut raw = RawConfig::default();
     raw.set("server.listen", addr.to_string());
     raw.set("store.path", dir.display().to_string());
     raw.set("sync.interval", "1m".into());
+    raw.set("security.secret_key", crypto::random_token());
+    for (key, value) in crate::upstream::emulator::client_settings(&emu.base_url) {
+        raw.set(key, value);
+    }
     let config: Config = raw.validate()?;
     let config = Arc::new(config);
     let server = Server::open(config.clone())?;
@@ -365,6 +528,23 @@ pub async fn run(
     let db = server.app.db.clone();
     let public = config.public_url.clone();
     let sample = tokio::task::spawn_blocking(move || seed(&db, &public)).await??;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.run(listener, async {
+        let _ = stopped.await;
+    }));
+    // Two staff members with Google, two with Microsoft.
+    let mut accounts = Vec::new();
+    for (i, (id, name, email, zone)) in sample.staff.iter().enumerate().take(4) {
+        let provider = if i < 2 {
+            Provider::Google
+        } else {
+            Provider::Microsoft
+        };
+        seed_upstream(&emu, provider, email, zone)?;
+        let pname = if i < 2 { "google" } else { "microsoft" };
+        let account = connect_account(&config.public_url, &token, id, pname).await?;
+        accounts.push((name.clone(), pname, account));
+    }
     println!();
     println!("calbridge demo: everything runs on this machine; nothing needs credentials.");
     println!();
@@ -384,7 +564,18 @@ pub async fn run(
     );
     println!();
     println!(
-        "  ICS feeds ({} appointments; subscribe in any calendar app):",
+        "  Connected accounts (emulated Google and Microsoft at {}):",
+        emu.base_url
+    );
+    for (name, provider, account) in &accounts {
+        println!(
+            "    {name:<14} {provider:<10} {}/api/v1/accounts/{account}/status",
+            config.public_url
+        );
+    }
+    println!();
+    println!(
+        "  ICS feeds ({} appointments and the connected calendars; subscribe in any calendar app):",
         sample.appointments
     );
     for (name, url) in &sample.feeds {
@@ -416,7 +607,10 @@ pub async fn run(
         });
         std::fs::write(&path, serde_json::to_vec_pretty(&state)?)?;
     }
-    let result = server.run(listener, shutdown).await;
+    shutdown.await;
+    let _ = stop.send(());
+    let result = serving.await?;
+    emu.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(result?)
 }

@@ -47,6 +47,13 @@ enum Command {
         #[arg(long)]
         state_file: Option<PathBuf>,
     },
+    /// The Google Calendar + Microsoft Graph emulator alone (tests,
+    /// development, benchmarks). Point calbridge's provider URLs at it.
+    FakeUpstream {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+    },
 }
 
 fn init_tracing(level: &str, format: LogFormat) {
@@ -113,8 +120,12 @@ fn main() -> anyhow::Result<()> {
             init_tracing(&cfg.log_level, cfg.log_format);
             runtime.block_on(serve(cfg))
         }
+        Command::FakeUpstream { listen } => {
+            init_tracing("info", LogFormat::Text);
+            runtime.block_on(fake_upstream(listen))
+        }
         Command::Demo { listen, state_file } => {
-            init_tracing("warn,calbridge=info", LogFormat::Text);
+            init_tracing("warn", LogFormat::Text);
             runtime.block_on(calbridge::demo::run(listen, state_file, shutdown_signal()))
         }
     }
@@ -130,5 +141,34 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("server.listen: cannot listen on {}", cfg.listen))?;
     tracing::info!(listen = %cfg.listen, public_url = %cfg.public_url, "calbridge serving");
     server.run(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn fake_upstream(listen: String) -> anyhow::Result<()> {
+    use calbridge::upstream::emulator::{self, Emulator, EmulatorConfig};
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--listen: not an address like 127.0.0.1:8090: {listen:?}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--listen: cannot listen on {addr}"))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    println!("calbridge fake-upstream: Google Calendar v3 and Microsoft Graph v1.0 at {base}");
+    println!("  point calbridge at it with:");
+    for (key, value) in emulator::client_settings(&base) {
+        let var = calbridge::config::ENV_KEYS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .unwrap_or(key);
+        println!("    {var}={value}");
+    }
+    println!("  controls: {base}/_emulator/health, /_emulator/users, /_emulator/faults");
+    emulator::serve(
+        Emulator::new(EmulatorConfig::default()),
+        listener,
+        shutdown_signal(),
+    )
+    .await;
     Ok(())
 }

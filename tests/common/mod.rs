@@ -165,33 +165,9 @@ pub async fn get(
 
 /// Point a server's Google and Microsoft settings at an emulator.
 pub fn use_emulator(raw: &mut RawConfig, base: &str) {
-    use calbridge::upstream::emulator as emu;
-    raw.set("google.client_id", emu::DEFAULT_GOOGLE_CLIENT_ID.into());
-    raw.set(
-        "google.client_secret",
-        emu::DEFAULT_GOOGLE_CLIENT_SECRET.into(),
-    );
-    raw.set("google.auth_url", format!("{base}/o/oauth2/v2/auth"));
-    raw.set("google.token_url", format!("{base}/token"));
-    raw.set("google.revoke_url", format!("{base}/revoke"));
-    raw.set("google.api_base", format!("{base}/calendar/v3"));
-    raw.set(
-        "microsoft.client_id",
-        emu::DEFAULT_MICROSOFT_CLIENT_ID.into(),
-    );
-    raw.set(
-        "microsoft.client_secret",
-        emu::DEFAULT_MICROSOFT_CLIENT_SECRET.into(),
-    );
-    raw.set(
-        "microsoft.auth_url",
-        format!("{base}/common/oauth2/v2.0/authorize"),
-    );
-    raw.set(
-        "microsoft.token_url",
-        format!("{base}/common/oauth2/v2.0/token"),
-    );
-    raw.set("microsoft.api_base", format!("{base}/v1.0"));
+    for (key, value) in calbridge::upstream::emulator::client_settings(base) {
+        raw.set(key, value);
+    }
     // Only explicit triggers sync in tests; failures retry fast.
     raw.set("sync.interval", "1h".into());
     raw.set("sync.backoff_base", "1s".into());

@@ -201,3 +201,31 @@ pub async fn serve(
         tracing::error!(error = %e, "emulator server stopped");
     }
 }
+
+/// The calbridge settings (dotted config keys and values) that point both
+/// providers at an emulator serving at `base`, with its default OAuth
+/// clients. Used by `calbridge demo`, the tests and the benchmarks.
+pub fn client_settings(base: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("google.client_id", DEFAULT_GOOGLE_CLIENT_ID.into()),
+        ("google.client_secret", DEFAULT_GOOGLE_CLIENT_SECRET.into()),
+        ("google.auth_url", format!("{base}/o/oauth2/v2/auth")),
+        ("google.token_url", format!("{base}/token")),
+        ("google.revoke_url", format!("{base}/revoke")),
+        ("google.api_base", format!("{base}/calendar/v3")),
+        ("microsoft.client_id", DEFAULT_MICROSOFT_CLIENT_ID.into()),
+        (
+            "microsoft.client_secret",
+            DEFAULT_MICROSOFT_CLIENT_SECRET.into(),
+        ),
+        (
+            "microsoft.auth_url",
+            format!("{base}/common/oauth2/v2.0/authorize"),
+        ),
+        (
+            "microsoft.token_url",
+            format!("{base}/common/oauth2/v2.0/token"),
+        ),
+        ("microsoft.api_base", format!("{base}/v1.0")),
+    ]
+}
