@@ -84,7 +84,7 @@ fn add_appointment(db: &Db, staff: &Staff, input: NewAppointment) -> DbResult<()
             last_modified: None,
         },
         &Precondition::IfAbsent,
-        |_, _| Default::default(),
+        |_, _| Ok(Default::default()),
     )?;
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod appointment;
+pub mod outbox;
 
 use serde::{Deserialize, Serialize};
 

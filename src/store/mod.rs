@@ -63,6 +63,9 @@ pub enum Tree {
     SyncState,
     /// `calendar \0 remote id` → href.
     RemoteIds,
+    /// `target calendar \0 event id` → the key of the pending outbox entry
+    /// for that event (one per event and target: later changes replace it).
+    OutboxIndex,
     /// `calendar \0 series id \0 item id` → the provider's JSON of a series
     /// master or one of its exceptions, so an object can be rebuilt when
     /// only one part changes upstream.
@@ -99,6 +102,7 @@ impl Tree {
         Tree::SyncState,
         Tree::RemoteIds,
         Tree::RemoteItems,
+        Tree::OutboxIndex,
     ];
 
     pub fn name(self) -> &'static str {
@@ -131,6 +135,7 @@ impl Tree {
             Tree::SyncState => "sync_state",
             Tree::RemoteIds => "remote_ids",
             Tree::RemoteItems => "remote_items",
+            Tree::OutboxIndex => "outbox_index",
         }
     }
 

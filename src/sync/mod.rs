@@ -5,6 +5,7 @@
 //! errors turned into a status a staff member understands plus a backoff
 //! that resumes by itself.
 
+pub mod outbox;
 pub mod pull;
 pub mod tokens;
 

@@ -196,7 +196,7 @@ pub fn apply_page(
         ));
     }
     tail.extend(Db::sync_state_row(&cal.id, cursor));
-    let results = db.apply_events_with(&cal.id, ops, &mut |_| Batch::new(), tail)?;
+    let results = db.apply_events_with(&cal.id, ops, &mut |_| Ok(Batch::new()), tail)?;
     let mut out = PageOutcome::default();
     for r in results {
         match r {
@@ -235,7 +235,7 @@ pub fn sweep_orphans(db: &Db, cal: &Calendar, seen: &HashSet<String>) -> DbResul
     if ops.is_empty() {
         return Ok(0);
     }
-    let results = db.apply_events_with(&cal.id, ops, &mut |_| Batch::new(), tail)?;
+    let results = db.apply_events_with(&cal.id, ops, &mut |_| Ok(Batch::new()), tail)?;
     Ok(results.iter().filter(|r| r.is_ok()).count() as u64)
 }
 

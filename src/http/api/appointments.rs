@@ -17,6 +17,7 @@ use crate::http::App;
 use crate::model::appointment::{self, Appointment, AppointmentChange, FieldError, NewAppointment};
 use crate::model::{EventId, EventMeta, Staff};
 use crate::store::db::{EventWrite, Precondition};
+use crate::sync::outbox;
 
 fn field(e: FieldError) -> ApiError {
     ApiError::invalid(e.field, e.message)
@@ -111,7 +112,7 @@ pub async fn create(
         last_modified: None,
     };
     let out = app
-        .blocking(move |db| db.put_event(w, &Precondition::IfAbsent, |_, _| Default::default()))
+        .blocking(move |db| db.put_event(w, &Precondition::IfAbsent, outbox::on_put(db, &cal)?))
         .await?;
     let v = view(&s, &out.meta, &ics).ok_or_else(ApiError::internal)?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
@@ -246,7 +247,13 @@ pub async fn patch(
         last_modified: None,
     };
     let out = app
-        .blocking(move |db| db.put_event(w, &pre, |_, _| Default::default()))
+        .blocking(move |db| {
+            let cal = db
+                .calendar(&w.calendar)?
+                .ok_or(crate::store::db::DbError::NotFound)?;
+            let hook = outbox::on_put(db, &cal)?;
+            db.put_event(w, &pre, hook)
+        })
         .await?;
     view(&staff, &out.meta, &new_body)
         .map(Json)
@@ -262,7 +269,11 @@ pub async fn cancel(
     let (meta, _) = load(&app, &id).await?;
     let pre = if_match(&headers, &meta.etag);
     app.blocking(move |db| {
-        db.delete_event(&meta.calendar, &meta.href, &pre, |_| Default::default())
+        let cal = db
+            .calendar(&meta.calendar)?
+            .ok_or(crate::store::db::DbError::NotFound)?;
+        let hook = outbox::on_delete(db, &cal)?;
+        db.delete_event(&meta.calendar, &meta.href, &pre, hook)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)

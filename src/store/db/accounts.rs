@@ -149,6 +149,13 @@ impl Db {
                 b.delete(tree, k);
             }
         }
+        for cal in self.calendars_of_account(a)? {
+            let p = prefix(cal.id.as_str().as_bytes());
+            for r in self.store.scan_prefix(Tree::OutboxIndex, &p) {
+                let (k, _) = r?;
+                b.delete(Tree::OutboxIndex, k);
+            }
+        }
         Ok(())
     }
 

@@ -244,7 +244,7 @@ impl Db {
         &self,
         w: EventWrite,
         pre: &Precondition,
-        extra: impl FnOnce(&EventMeta, Option<&EventMeta>) -> Batch,
+        extra: impl FnOnce(&EventMeta, Option<&EventMeta>) -> DbResult<Batch>,
     ) -> DbResult<PutOutcome> {
         let cal = w.calendar.clone();
         let mut extra = Some(extra);
@@ -252,7 +252,7 @@ impl Db {
             self.apply_events(&cal, vec![EventOp::Put(w, pre.clone())], |out| {
                 match (out, extra.take()) {
                     (OpOutcome::Put(o), Some(f)) if !o.unchanged => f(&o.meta, o.old.as_ref()),
-                    _ => Batch::new(),
+                    _ => Ok(Batch::new()),
                 }
             })?;
         match outcomes.pop() {
@@ -272,7 +272,7 @@ impl Db {
         cal: &CalendarId,
         href: &str,
         pre: &Precondition,
-        extra: impl FnOnce(&EventMeta) -> Batch,
+        extra: impl FnOnce(&EventMeta) -> DbResult<Batch>,
     ) -> DbResult<EventMeta> {
         let mut extra = Some(extra);
         let mut outcomes = self.apply_events(
@@ -280,7 +280,7 @@ impl Db {
             vec![EventOp::Delete(href.to_string(), pre.clone())],
             |out| match (out, extra.take()) {
                 (OpOutcome::Deleted(old), Some(f)) => f(old),
-                _ => Batch::new(),
+                _ => Ok(Batch::new()),
             },
         )?;
         match outcomes.pop() {
@@ -299,7 +299,7 @@ impl Db {
         &self,
         cal: &CalendarId,
         ops: Vec<EventOp>,
-        mut extra: impl FnMut(&OpOutcome) -> Batch,
+        mut extra: impl FnMut(&OpOutcome) -> DbResult<Batch>,
     ) -> DbResult<Vec<DbResult<OpOutcome>>> {
         self.apply_events_with(cal, ops, &mut extra, Batch::new())
     }
@@ -310,7 +310,7 @@ impl Db {
         &self,
         cal: &CalendarId,
         ops: Vec<EventOp>,
-        extra: &mut dyn FnMut(&OpOutcome) -> Batch,
+        extra: &mut dyn FnMut(&OpOutcome) -> DbResult<Batch>,
         tail: Batch,
     ) -> DbResult<Vec<DbResult<OpOutcome>>> {
         let _guard = self.lock(cal.as_str());
@@ -418,7 +418,7 @@ impl Db {
                         old,
                         unchanged: false,
                     }));
-                    b.extend(extra(&out));
+                    b.extend(extra(&out)?);
                     results.push(Ok(out));
                 }
                 EventOp::Delete(_, pre) => {
@@ -441,7 +441,7 @@ impl Db {
                     uid_overlay.insert(old.uid.clone(), None);
                     overlay.insert(href, None);
                     let out = OpOutcome::Deleted(Box::new(old));
-                    b.extend(extra(&out));
+                    b.extend(extra(&out)?);
                     results.push(Ok(out));
                 }
             }

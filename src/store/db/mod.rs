@@ -12,6 +12,7 @@ mod accounts;
 mod directory;
 mod events;
 mod feeds;
+pub mod outbox;
 
 pub use directory::StaffChange;
 pub use events::{

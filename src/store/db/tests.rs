@@ -36,7 +36,7 @@ fn w(cal: &CalendarId, href: &str, uid: &str, start: i64, end: i64, body: &str) 
 }
 
 fn put(db: &Db, ev: EventWrite, pre: Precondition) -> DbResult<PutOutcome> {
-    db.put_event(ev, &pre, |_, _| Batch::new())
+    db.put_event(ev, &pre, |_, _| Ok(Batch::new()))
 }
 
 #[test]
@@ -78,11 +78,13 @@ fn preconditions_and_uid_uniqueness() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        db.delete_event(&cal, "missing.ics", &Precondition::None, |_| Batch::new()),
+        db.delete_event(&cal, "missing.ics", &Precondition::None, |_| Ok(
+            Batch::new()
+        )),
         Err(DbError::NotFound)
     ));
     // After deleting, the UID is free again.
-    db.delete_event(&cal, "a.ics", &Precondition::IfExists, |_| Batch::new())
+    db.delete_event(&cal, "a.ics", &Precondition::IfExists, |_| Ok(Batch::new()))
         .unwrap();
     put(
         &db,
@@ -136,7 +138,7 @@ fn change_log_reports_exactly_what_changed_since_a_token() {
         Precondition::None,
     )
     .unwrap();
-    db.delete_event(&cal, "3.ics", &Precondition::None, |_| Batch::new())
+    db.delete_event(&cal, "3.ics", &Precondition::None, |_| Ok(Batch::new()))
         .unwrap();
     let (t1, since) = db.changes_since(&cal, t0).unwrap().unwrap();
     assert_eq!(t1, 8);
@@ -241,7 +243,7 @@ fn batches_apply_many_ops_with_one_commit_and_per_op_outcomes() {
     let out = db
         .apply_events(&cal, ops, |_| {
             extras += 1;
-            Batch::new()
+            Ok(Batch::new())
         })
         .unwrap();
     assert!(out[0].is_ok() && out[1].is_ok());

@@ -1,0 +1,136 @@
+//! The write path: which local changes go upstream, the outbox rows that
+//! record them in the same batch as the change, and the worker that drains
+//! them (idempotent writes, etag guards, conflicts, refusals).
+//!
+//! Where a change goes:
+//! - an event of a *bidirectional mirrored* calendar (written through
+//!   CalDAV) → that calendar upstream;
+//! - an event of a staff member's native `appointments` calendar (admin API
+//!   or CalDAV) → their *primary* calendar, if they have one.
+//!
+//! Every upstream copy carries calbridge's marker `"<event id>;<etag>"`
+//! (Google: a private extended property; Graph: a single-value extended
+//! property), so a retry after a crash finds its own earlier write, and a
+//! pull recognises calbridge's own writes (no echo, no duplicate).
+
+use crate::model::outbox::{OutboxEntry, OutboxOp};
+use crate::model::{now, AccountId, Calendar, CalendarSource, Direction, EventMeta};
+use crate::store::db::outbox::next_seq;
+use crate::store::db::DbResult;
+use crate::store::{Batch, Db};
+
+/// Where a change to an event of `cal` is written upstream: the target
+/// calendar and its account.
+pub fn target_for(db: &Db, cal: &Calendar) -> DbResult<Option<(Calendar, AccountId)>> {
+    match &cal.source {
+        CalendarSource::Mirrored { account, .. } => {
+            Ok((cal.direction == Direction::Bidirectional).then(|| (cal.clone(), account.clone())))
+        }
+        CalendarSource::Native if cal.slug == "appointments" => Ok(db
+            .calendars_of_staff(&cal.staff)?
+            .into_iter()
+            .find(|c| c.primary && !c.is_native() && c.direction == Direction::Bidirectional)
+            .and_then(|c| match &c.source {
+                CalendarSource::Mirrored { account, .. } => {
+                    let a = account.clone();
+                    Some((c, a))
+                }
+                CalendarSource::Native => None,
+            })),
+        CalendarSource::Native => Ok(None),
+    }
+}
+
+/// The marker an upstream copy of `meta` carries.
+pub fn marker(meta: &EventMeta) -> String {
+    format!("{};{}", meta.id, meta.etag)
+}
+
+/// Split a marker into (event id, etag).
+pub fn parse_marker(m: &str) -> Option<(&str, &str)> {
+    let (id, etag) = m.split_once(';')?;
+    crate::model::EventId::parse(id)?;
+    Some((id, etag))
+}
+
+/// Outbox rows for a created or changed event (`old`: the event before,
+/// whose bytes are kept to roll back to).
+pub fn upsert_rows(
+    db: &Db,
+    source: &Calendar,
+    target: &(Calendar, AccountId),
+    meta: &EventMeta,
+    old: Option<&EventMeta>,
+) -> DbResult<Batch> {
+    let previous = match old {
+        Some(o) => db.event_body(&source.id, &o.href)?,
+        None => None,
+    };
+    db.outbox_rows(OutboxEntry {
+        seq: next_seq(),
+        account: target.1.clone(),
+        target: target.0.id.clone(),
+        source: source.id.clone(),
+        href: meta.href.clone(),
+        event: meta.id.clone(),
+        op: OutboxOp::Upsert,
+        remote: meta.remote.clone(),
+        previous,
+        attempts: 0,
+        next_attempt: 0,
+        last_error: None,
+        created: now(),
+    })
+}
+
+/// Outbox rows for a deleted event.
+pub fn delete_rows(
+    db: &Db,
+    source: &Calendar,
+    target: &(Calendar, AccountId),
+    old: &EventMeta,
+) -> DbResult<Batch> {
+    let previous = db.event_body(&source.id, &old.href)?;
+    db.outbox_rows(OutboxEntry {
+        seq: next_seq(),
+        account: target.1.clone(),
+        target: target.0.id.clone(),
+        source: source.id.clone(),
+        href: old.href.clone(),
+        event: old.id.clone(),
+        op: OutboxOp::Delete,
+        remote: old.remote.clone(),
+        previous,
+        attempts: 0,
+        next_attempt: 0,
+        last_error: None,
+        created: now(),
+    })
+}
+
+/// The `extra` hook for [`Db::put_event`] on `cal`: queue the change
+/// upstream when the calendar has somewhere to write it.
+pub fn on_put<'a>(
+    db: &'a Db,
+    cal: &'a Calendar,
+) -> DbResult<impl FnOnce(&EventMeta, Option<&EventMeta>) -> DbResult<Batch> + 'a> {
+    let target = target_for(db, cal)?;
+    Ok(
+        move |meta: &EventMeta, old: Option<&EventMeta>| match &target {
+            Some(t) => upsert_rows(db, cal, t, meta, old),
+            None => Ok(Batch::new()),
+        },
+    )
+}
+
+/// The `extra` hook for [`Db::delete_event`] on `cal`.
+pub fn on_delete<'a>(
+    db: &'a Db,
+    cal: &'a Calendar,
+) -> DbResult<impl FnOnce(&EventMeta) -> DbResult<Batch> + 'a> {
+    let target = target_for(db, cal)?;
+    Ok(move |old: &EventMeta| match &target {
+        Some(t) => delete_rows(db, cal, t, old),
+        None => Ok(Batch::new()),
+    })
+}
