@@ -7,9 +7,12 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::model::account::SkippedItem;
+use crate::model::outbox::{ConflictRecord, Kept, OutboxEntry, OutboxOp};
+use crate::model::{AccountId, CalendarSource, EventId, EventMeta};
 use crate::model::{Calendar, RemoteRef};
 use crate::store::db::{DbError, DbResult, EventOp, EventWrite, OpOutcome, Precondition};
 use crate::store::{Batch, Db};
+use crate::sync::outbox;
 use crate::upstream::provider::{Cursor, MapError, MappedSeries, RemoteChange};
 
 /// Builds one object from a series' items (provider-specific mapping).
@@ -108,6 +111,7 @@ pub fn apply_page(
     }
     let mut tail = Batch::new();
     let mut ops = Vec::new();
+    let mut twins: Vec<Twin> = Vec::new();
     for series in &removed_series {
         seen.remove(series);
         let old: Vec<String> = db
@@ -118,7 +122,17 @@ pub fn apply_page(
         tail.extend(db.item_owner_removal(&cal.id, &old));
         tail.extend(db.remote_items_removal(&cal.id, series)?);
         if let Some(href) = db.href_for_remote(&cal.id, series)? {
+            if let Some(local) = db.event(&cal.id, &href)? {
+                if db.outbox_pending(&cal.id, &local.id)?.is_some() {
+                    // Changed here, deleted upstream: the change wins; the
+                    // outbox writes it back as a new remote event.
+                    tail.extend(conflict(cal, &local, Kept::Local, "deleted upstream while changed here: the change was kept and is written back", None, None)?);
+                    continue;
+                }
+            }
             ops.push(EventOp::Delete(href, Precondition::None));
+        } else {
+            remote_delete_of_twin(db, cal, series)?;
         }
     }
     for (series, update) in &touched {
@@ -174,7 +188,10 @@ pub fn apply_page(
                 reason: w.clone(),
             });
         }
-        let href = href_for(db, cal, series)?;
+        let href = match reconcile(db, cal, series, &mapped, &mut tail, &mut twins)? {
+            Decision::Skip => continue,
+            Decision::Put(href) => href,
+        };
         ops.push(EventOp::Put(
             EventWrite {
                 calendar: cal.id.clone(),
@@ -197,6 +214,9 @@ pub fn apply_page(
     }
     tail.extend(Db::sync_state_row(&cal.id, cursor));
     let results = db.apply_events_with(&cal.id, ops, &mut |_| Ok(Batch::new()), tail)?;
+    for t in twins {
+        apply_twin(db, cal, t)?;
+    }
     let mut out = PageOutcome::default();
     for r in results {
         match r {
@@ -254,5 +274,293 @@ fn patch<'a>(
     match entry {
         SeriesUpdate::Patch(v) => v,
         SeriesUpdate::Replace(_) => unreachable!("converted above"),
+    }
+}
+
+/// What to do with a mapped series.
+enum Decision {
+    /// Nothing: calbridge already has this version (an echo of its own
+    /// write, or an unchanged item), or the local version won a conflict.
+    Skip,
+    /// Store it under this href.
+    Put(String),
+}
+
+/// calbridge's own copy of an event living in another calendar (an
+/// appointment written to the primary calendar), seen again upstream.
+struct Twin {
+    local: EventMeta,
+    series: String,
+    mapped: MappedSeries,
+}
+
+fn account_of(cal: &Calendar) -> Option<&AccountId> {
+    match &cal.source {
+        CalendarSource::Mirrored { account, .. } => Some(account),
+        CalendarSource::Native => None,
+    }
+}
+
+fn conflict(
+    cal: &Calendar,
+    local: &EventMeta,
+    kept: Kept,
+    reason: &str,
+    lost: Option<&[u8]>,
+    remote_modified: Option<i64>,
+) -> DbResult<Batch> {
+    let Some(account) = account_of(cal) else {
+        return Ok(Batch::new());
+    };
+    Ok(Db::conflict_row(
+        account,
+        &ConflictRecord {
+            at: crate::model::now(),
+            calendar: cal.id.clone(),
+            href: local.href.clone(),
+            uid: local.uid.clone(),
+            kept,
+            reason: reason.to_string(),
+            lost: lost.map(|b| String::from_utf8_lossy(b).into_owned()),
+            local_modified: Some(local.last_modified),
+            remote_modified,
+        },
+    ))
+}
+
+/// A pending delete of this series' local copy (the local event is gone,
+/// the outbox still has to delete it upstream).
+fn pending_delete(db: &Db, cal: &Calendar, series: &str) -> DbResult<Option<OutboxEntry>> {
+    let Some(account) = account_of(cal) else {
+        return Ok(None);
+    };
+    Ok(db.outbox_of(account)?.into_iter().find(|e| {
+        e.target == cal.id
+            && e.op == OutboxOp::Delete
+            && e.remote.as_ref().is_some_and(|r| r.id == series)
+    }))
+}
+
+fn reconcile(
+    db: &Db,
+    cal: &Calendar,
+    series: &str,
+    mapped: &MappedSeries,
+    tail: &mut Batch,
+    twins: &mut Vec<Twin>,
+) -> DbResult<Decision> {
+    // calbridge wrote this series: find the local event it came from.
+    let origin = mapped
+        .origin
+        .as_deref()
+        .and_then(outbox::parse_marker)
+        .map(|(id, _)| EventId(id.to_string()));
+    let origin_event = match &origin {
+        Some(id) => db.event_by_id(id)?,
+        None => None,
+    };
+    if let Some(o) = &origin_event {
+        if o.calendar != cal.id {
+            twins.push(Twin {
+                local: o.clone(),
+                series: series.to_string(),
+                mapped: mapped.clone(),
+            });
+            return Ok(Decision::Skip);
+        }
+    }
+    let local = match db.href_for_remote(&cal.id, series)? {
+        Some(h) => db.event(&cal.id, &h)?,
+        // Written by calbridge, remote id not yet recorded (a crash between
+        // the upstream write and recording it).
+        None => origin_event,
+    };
+    let Some(local) = local else {
+        if let Some(pending) = pending_delete(db, cal, series)? {
+            if pending.remote.as_ref().and_then(|r| r.etag.as_deref()) == mapped.etag.as_deref() {
+                // Unchanged upstream: the pending delete goes through.
+                return Ok(Decision::Skip);
+            }
+            // Deleted here, changed upstream: the change wins.
+            tail.extend(db.outbox_done_rows(&pending)?);
+            let gone = EventMeta {
+                id: pending.event.clone(),
+                calendar: cal.id.clone(),
+                href: pending.href.clone(),
+                uid: mapped.uid.clone(),
+                etag: String::new(),
+                seq: 0,
+                start: mapped.start,
+                end: mapped.end,
+                recurring: mapped.recurring,
+                created: 0,
+                last_modified: pending.created,
+                remote: None,
+            };
+            tail.extend(conflict(
+                cal,
+                &gone,
+                Kept::Remote,
+                "deleted here while changed upstream: the change was kept and the event restored",
+                None,
+                mapped.updated,
+            )?);
+            return Ok(Decision::Put(pending.href));
+        }
+        return Ok(Decision::Put(href_for(db, cal, series)?));
+    };
+    let known = local.remote.as_ref().and_then(|r| r.etag.as_deref());
+    if mapped.etag.is_some() && known == mapped.etag.as_deref() {
+        // The version calbridge already has (its own write coming back, or
+        // an item that did not change): nothing to do, no ETag churn.
+        return Ok(Decision::Skip);
+    }
+    if let Some(pending) = db.outbox_pending(&cal.id, &local.id)? {
+        // Changed on both sides since the last sync: the most recent wins.
+        let remote_time = mapped.updated.unwrap_or(0);
+        if remote_time > local.last_modified {
+            let lost = db.event_body(&cal.id, &local.href)?;
+            tail.extend(db.outbox_done_rows(&pending)?);
+            tail.extend(conflict(
+                cal,
+                &local,
+                Kept::Remote,
+                "changed on both sides: the upstream change is newer and was kept",
+                lost.as_deref(),
+                mapped.updated,
+            )?);
+            return Ok(Decision::Put(local.href));
+        }
+        tail.extend(conflict(
+            cal,
+            &local,
+            Kept::Local,
+            "changed on both sides: the local change is newer and was kept",
+            Some(&mapped.ics),
+            mapped.updated,
+        )?);
+        return Ok(Decision::Skip);
+    }
+    Ok(Decision::Put(local.href))
+}
+
+/// The upstream copy of an appointment came back: record its remote
+/// reference, ignore the echo, apply an upstream edit to the appointment,
+/// or settle a conflict with a pending local change.
+fn apply_twin(db: &Db, primary: &Calendar, t: Twin) -> DbResult<()> {
+    let Some(native) = db.calendar(&t.local.calendar)? else {
+        return Ok(());
+    };
+    let Some(local) = db.event(&native.id, &t.local.href)? else {
+        return Ok(());
+    };
+    let remote = RemoteRef {
+        id: t.series.clone(),
+        etag: t.mapped.etag.clone(),
+        updated: t.mapped.updated,
+    };
+    let known = local.remote.as_ref().and_then(|r| r.etag.as_deref());
+    if t.mapped.etag.is_some() && known == t.mapped.etag.as_deref() {
+        return Ok(());
+    }
+    let marker_etag = t
+        .mapped
+        .origin
+        .as_deref()
+        .and_then(outbox::parse_marker)
+        .map(|(_, e)| e.to_string());
+    let pending = db.outbox_pending(&primary.id, &local.id)?;
+    if marker_etag.as_deref() == Some(local.etag.as_str())
+        && pending.is_none()
+        && local.remote.as_ref().map(|r| r.id.as_str()) != Some(t.series.as_str())
+    {
+        // Our own write, seen before its result was recorded.
+        db.set_remote(&native.id, &local.href, remote, Batch::new())?;
+        return Ok(());
+    }
+    let remote_newer = t.mapped.updated.unwrap_or(0) > local.last_modified;
+    let unchanged_here = marker_etag.as_deref() == Some(local.etag.as_str()) && pending.is_none();
+    if unchanged_here || remote_newer {
+        // Edited upstream (and newer): the appointment follows.
+        let mut extra = Batch::new();
+        if let Some(p) = &pending {
+            extra.extend(db.outbox_done_rows(p)?);
+            let lost = db.event_body(&native.id, &local.href)?;
+            extra.extend(conflict(
+                primary,
+                &local,
+                Kept::Remote,
+                "changed on both sides: the upstream change is newer and was kept",
+                lost.as_deref(),
+                t.mapped.updated,
+            )?);
+        }
+        let w = EventWrite {
+            calendar: native.id.clone(),
+            href: local.href.clone(),
+            uid: local.uid.clone(),
+            start: t.mapped.start,
+            end: t.mapped.end,
+            recurring: t.mapped.recurring,
+            body: t.mapped.ics.clone(),
+            remote: Some(remote),
+            id: None,
+            last_modified: t.mapped.updated,
+        };
+        // No outbox hook: this change came from upstream.
+        match db.put_event(w, &Precondition::IfMatch(local.etag.clone()), |_, _| {
+            Ok(extra)
+        }) {
+            Ok(_) | Err(DbError::PreconditionFailed) => {}
+            Err(e) => return Err(e),
+        }
+        return Ok(());
+    }
+    // The local change is newer: keep it (the outbox overwrites upstream).
+    db.commit_rows(conflict(
+        primary,
+        &local,
+        Kept::Local,
+        "changed on both sides: the local change is newer and was kept",
+        Some(&t.mapped.ics),
+        t.mapped.updated,
+    )?)
+}
+
+/// The upstream copy of an appointment was deleted upstream.
+fn remote_delete_of_twin(db: &Db, primary: &Calendar, series: &str) -> DbResult<()> {
+    if primary.is_native() {
+        return Ok(());
+    }
+    let Ok(native) = db.appointments_calendar(&primary.staff) else {
+        return Ok(());
+    };
+    let Some(href) = db.href_for_remote(&native.id, series)? else {
+        return Ok(());
+    };
+    let Some(local) = db.event(&native.id, &href)? else {
+        return Ok(());
+    };
+    if db.outbox_pending(&primary.id, &local.id)?.is_some() {
+        // Changed here, deleted upstream: the change wins and is written
+        // back as a new event.
+        return db.commit_rows(conflict(
+            primary,
+            &local,
+            Kept::Local,
+            "deleted upstream while changed here: the change was kept and is written back",
+            None,
+            None,
+        )?);
+    }
+    // Deleted upstream, unchanged here: the appointment is cancelled.
+    match db.delete_event(
+        &native.id,
+        &href,
+        &Precondition::IfMatch(local.etag.clone()),
+        |_| Ok(Batch::new()),
+    ) {
+        Ok(_) | Err(DbError::PreconditionFailed) | Err(DbError::NotFound) => Ok(()),
+        Err(e) => Err(e),
     }
 }

@@ -70,6 +70,9 @@ pub struct MappedSeries {
     pub updated: Option<Timestamp>,
     /// Pieces of the series that were left out, with the reason.
     pub warnings: Vec<String>,
+    /// calbridge's marker on the upstream copy (`"<event id>;<etag>"`):
+    /// present when calbridge wrote this series.
+    pub origin: Option<String>,
 }
 
 /// Why a series could not be mapped at all.

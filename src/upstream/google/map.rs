@@ -485,6 +485,11 @@ pub fn map_series(
         etag: master.etag.clone(),
         updated: parse_time(master.updated.as_deref()),
         warnings,
+        origin: master
+            .extended_properties
+            .as_ref()
+            .and_then(|x| x["private"]["calbridge"].as_str())
+            .map(str::to_string),
     })
 }
 

@@ -651,5 +651,10 @@ pub fn map_series(
         etag: master.etag.clone(),
         updated: parse_time(master.last_modified_date_time.as_deref()),
         warnings,
+        origin: master
+            .single_value_extended_properties
+            .iter()
+            .find(|p| p.id.eq_ignore_ascii_case(ORIGIN_PROPERTY))
+            .and_then(|p| p.value.clone()),
     })
 }
