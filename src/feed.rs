@@ -40,6 +40,8 @@ pub struct RenderOptions<'a> {
     pub refresh: Duration,
     /// The zone shown as the calendar's default (X-WR-TIMEZONE).
     pub timezone: Option<&'a str>,
+    /// A VFREEBUSY to publish: (uid, range start, range end, busy periods).
+    pub freebusy: Option<(&'a str, Timestamp, Timestamp, &'a [crate::freebusy::Busy])>,
 }
 
 /// What a render produced besides the bytes.
@@ -233,8 +235,36 @@ pub fn render(objects: &[FeedObject<'_>], opts: &RenderOptions<'_>) -> (Vec<u8>,
         }
         out.extend_from_slice(&ev.to_ics());
     }
+    if let Some((uid, from, to, busy)) = opts.freebusy {
+        out.extend_from_slice(&vfreebusy(uid, from, to, busy).to_ics());
+    }
     out.extend_from_slice(b"END:VCALENDAR\r\n");
     (out, stats)
+}
+
+/// A VFREEBUSY listing busy periods (RFC 5545 §3.6.4), one FREEBUSY
+/// property per period so no line grows without bound.
+pub fn vfreebusy(
+    uid: &str,
+    from: Timestamp,
+    to: Timestamp,
+    busy: &[crate::freebusy::Busy],
+) -> Component {
+    let mut c = Component::new("VFREEBUSY");
+    c.push(Property::new("UID", uid));
+    c.push(Property::new("DTSTAMP", utc_stamp(crate::model::now())));
+    c.push(Property::new("DTSTART", utc_stamp(from)));
+    c.push(Property::new("DTEND", utc_stamp(to)));
+    for b in busy {
+        c.push(
+            Property::new(
+                "FREEBUSY",
+                format!("{}/{}", utc_stamp(b.start), utc_stamp(b.end)),
+            )
+            .with_param("FBTYPE", "BUSY"),
+        );
+    }
+    c
 }
 
 /// A rendered feed, ready to serve.
@@ -335,6 +365,7 @@ mod tests {
             keep_alarms: true,
             refresh: Duration::from_secs(3600),
             timezone: Some("Europe/Berlin"),
+            freebusy: None,
         }
     }
 

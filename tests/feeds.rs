@@ -463,3 +463,48 @@ async fn hostile_text_cannot_forge_feed_lines() {
         .text_value()
         .contains("UID:forged"));
 }
+
+#[tokio::test]
+async fn busy_feeds_carry_free_busy() {
+    let t = TestServer::start().await;
+    let o = org(&t).await;
+    let soon = chrono::Utc::now() + chrono::Duration::days(2);
+    let at = |h: i64| {
+        (soon + chrono::Duration::hours(h))
+            .format("%Y-%m-%dT%H:00:00Z")
+            .to_string()
+    };
+    appointment(&t, &o.anna, "Busy one", &at(0), &at(1), json!({})).await;
+    appointment(&t, &o.anna, "Overlapping", &at(0), &at(2), json!({})).await;
+    appointment(
+        &t,
+        &o.anna,
+        "Daily",
+        &at(5),
+        &at(6),
+        json!({"rrule": "FREQ=DAILY;COUNT=3"}),
+    )
+    .await;
+    let f = feed(&t, "staff", &o.anna, json!({"privacy": "busy"})).await;
+    let (_, _, body) = get(&t.client, f["url"].as_str().unwrap(), &[]).await;
+    let cal = check_rfc5545(&body);
+    let fb: Vec<_> = cal.children_named("VFREEBUSY").collect();
+    assert_eq!(fb.len(), 1);
+    let periods: Vec<String> = fb[0]
+        .props_named("FREEBUSY")
+        .map(|p| p.value.clone())
+        .collect();
+    let stamp = |h: i64| {
+        (soon + chrono::Duration::hours(h))
+            .format("%Y%m%dT%H0000Z")
+            .to_string()
+    };
+    // Overlapping appointments merge; the recurring one is expanded.
+    assert_eq!(periods[0], format!("{}/{}", stamp(0), stamp(2)));
+    assert_eq!(periods.len(), 4, "{periods:?}");
+    assert!(periods.contains(&format!("{}/{}", stamp(29), stamp(30))));
+    // A full feed has none.
+    let full = feed(&t, "staff", &o.anna, json!({})).await;
+    let (_, _, body) = get(&t.client, full["url"].as_str().unwrap(), &[]).await;
+    assert_eq!(check_rfc5545(&body).children_named("VFREEBUSY").count(), 0);
+}

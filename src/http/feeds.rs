@@ -16,7 +16,7 @@ use axum::Router;
 
 use super::App;
 use crate::feed::{self, CachedFeed, FeedObject, RenderOptions};
-use crate::model::{Calendar, Feed, FeedScopeKind, GroupId, Include, StaffId};
+use crate::model::{Calendar, Feed, FeedScopeKind, GroupId, Include, Privacy, StaffId};
 use crate::store::db::DbError;
 use crate::store::Db;
 
@@ -121,8 +121,16 @@ pub fn load(app: &App, feed: &Feed) -> Result<Option<Arc<CachedFeed>>, DbError> 
         return Ok(None);
     };
     let window = window_start(app.config.sync.past_window, crate::model::now());
-    let mut seqs = Vec::with_capacity(scope.calendars.len());
-    for c in &scope.calendars {
+    // A staff busy feed's free/busy reads every conflicts calendar, even
+    // ones the feed does not list: they all count for freshness.
+    let watched = match (feed.privacy, feed.scope) {
+        (Privacy::Busy, FeedScopeKind::Staff) => {
+            db.calendars_of_staff(&StaffId(feed.target.clone()))?
+        }
+        _ => scope.calendars.clone(),
+    };
+    let mut seqs = Vec::with_capacity(watched.len());
+    for c in &watched {
         seqs.push((
             c.id.as_str().to_string(),
             db.calendar_seq(&c.id)?.unwrap_or(0),
@@ -161,6 +169,18 @@ pub fn load(app: &App, feed: &Feed) -> Result<Option<Arc<CachedFeed>>, DbError> 
             last_modified: *lm,
         })
         .collect();
+    // A staff member's busy feed also publishes their free/busy.
+    let fb_range = (window, crate::model::now() + 90 * 86_400);
+    let busy = match (feed.privacy, feed.scope) {
+        (Privacy::Busy, FeedScopeKind::Staff) => match db.staff(&StaffId(feed.target.clone()))? {
+            Some(s) => Some(crate::freebusy::busy_periods(
+                db, &s, fb_range.0, fb_range.1,
+            )?),
+            None => None,
+        },
+        _ => None,
+    };
+    let fb_uid = format!("{}-freebusy@calbridge", feed.id);
     let (bytes, stats) = feed::render(
         &objects,
         &RenderOptions {
@@ -169,6 +189,9 @@ pub fn load(app: &App, feed: &Feed) -> Result<Option<Arc<CachedFeed>>, DbError> 
             keep_alarms: scope.keep_alarms,
             refresh: app.config.feed_refresh,
             timezone: scope.timezone.as_deref(),
+            freebusy: busy
+                .as_deref()
+                .map(|b| (fb_uid.as_str(), fb_range.0, fb_range.1, b)),
         },
     );
     if stats.skipped_unreadable > 0 {

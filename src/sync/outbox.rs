@@ -134,3 +134,25 @@ pub fn on_delete<'a>(
         None => Ok(Batch::new()),
     })
 }
+
+/// Queue every appointment of a staff member for their primary calendar
+/// (the "push existing data" button). Idempotent: an event already written
+/// upstream is updated, not created again, and queued entries coalesce.
+/// Returns how many were queued; `None` when there is no primary calendar.
+pub fn push_existing(db: &Db, staff: &crate::model::StaffId) -> DbResult<Option<usize>> {
+    let native = db.appointments_calendar(staff)?;
+    let Some(target) = target_for(db, &native)? else {
+        return Ok(None);
+    };
+    let mut queued = 0;
+    let mut batch = Batch::new();
+    for meta in db.events_of_calendar(&native.id)? {
+        batch.extend(upsert_rows(db, &native, &target, &meta, None)?);
+        queued += 1;
+        if batch.ops.len() > 2000 {
+            db.commit_rows(std::mem::take(&mut batch))?;
+        }
+    }
+    db.commit_rows(batch)?;
+    Ok(Some(queued))
+}

@@ -347,6 +347,12 @@ pub async fn status(
 ) -> ApiResult<Json<Value>> {
     let a = load(&app, &account).await?;
     let conflicts = app.db.conflicts_of_account(&a.id)?;
+    let outbox = app.db.outbox_of(&a.id)?;
+    let failing: Vec<Value> = outbox
+        .iter()
+        .filter(|e| e.last_error.is_some())
+        .map(|e| json!({"event": e.event, "attempts": e.attempts, "error": e.last_error, "next_attempt": rfc3339(e.next_attempt)}))
+        .collect();
     Ok(Json(json!({
         "id": a.id,
         "provider": a.provider,
@@ -358,6 +364,8 @@ pub async fn status(
         "error": a.error,
         "skipped": a.skipped,
         "conflicts": conflicts,
+        "pending_writes": outbox.len(),
+        "failing_writes": failing,
     })))
 }
 

@@ -319,3 +319,28 @@ pub async fn freebusy(
         .collect();
     Ok(Json(json!({"busy": list})))
 }
+
+/// `POST /api/v1/staff/{staff}/push-existing`: write every appointment to
+/// the primary calendar (idempotent).
+pub async fn push_existing(
+    _: Admin,
+    State(app): State<App>,
+    Path(staff): Path<String>,
+) -> ApiResult<Response> {
+    let s = load_staff(&app, &staff).await?;
+    let id = s.id.clone();
+    let queued = app
+        .blocking(move |db| outbox::push_existing(db, &id))
+        .await?;
+    let Some(queued) = queued else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_primary_calendar",
+            "this staff member has no primary calendar: select a bidirectional calendar with primary: true first",
+        ));
+    };
+    if let Some(t) = outbox::target_for(&app.db, &app.db.appointments_calendar(&s.id)?)? {
+        app.sync.trigger(&t.1);
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({"queued": queued}))).into_response())
+}

@@ -65,6 +65,10 @@ pub fn router(_app: App) -> Router<App> {
             get(appointments::freebusy),
         )
         .route(
+            "/api/v1/staff/{staff}/push-existing",
+            post(appointments::push_existing),
+        )
+        .route(
             "/api/v1/staff/{staff}/accounts",
             post(accounts::connect).get(accounts::list),
         )
