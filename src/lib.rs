@@ -19,8 +19,10 @@
 //!   VTIMEZONE blocks, instance starts).
 //! - [`freebusy`]: busy periods over appointments and conflict calendars.
 //! - [`server`]: a whole server assembled from a config (serve, demo, tests).
+//! - [`backup`]: consistent online backups and restore.
 //! - [`demo`]: the sample company `calbridge demo` runs.
 
+pub mod backup;
 pub mod config;
 pub mod crypto;
 pub mod dav;

@@ -47,6 +47,29 @@ enum Command {
         #[arg(long)]
         state_file: Option<PathBuf>,
     },
+    /// Write a consistent backup of the store to a file. Reads the store
+    /// directly when no server holds it, or asks the running server.
+    Backup {
+        /// Where to write the backup (gzip-compressed).
+        #[arg(long)]
+        to: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data: Option<String>,
+        /// The running server's base URL (default: server.public_url).
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Restore a backup into a new (empty) data directory.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data: Option<String>,
+    },
     /// The Google Calendar + Microsoft Graph emulator alone (tests,
     /// development, benchmarks). Point calbridge's provider URLs at it.
     FakeUpstream {
@@ -91,7 +114,15 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        // One clear line (with its causes), never a backtrace.
+        eprintln!("calbridge: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -119,6 +150,29 @@ fn main() -> anyhow::Result<()> {
             };
             init_tracing(&cfg.log_level, cfg.log_format);
             runtime.block_on(serve(cfg))
+        }
+        Command::Backup {
+            to,
+            config,
+            data,
+            server,
+        } => {
+            let cfg = load_or_exit(Flags {
+                config,
+                data,
+                ..Flags::default()
+            });
+            init_tracing("warn", LogFormat::Text);
+            runtime.block_on(backup(cfg, to, server))
+        }
+        Command::Restore { from, config, data } => {
+            let cfg = load_or_exit(Flags {
+                config,
+                data,
+                ..Flags::default()
+            });
+            init_tracing("warn", LogFormat::Text);
+            restore(cfg, from)
         }
         Command::FakeUpstream { listen } => {
             init_tracing("info", LogFormat::Text);
@@ -171,4 +225,113 @@ async fn fake_upstream(listen: String) -> anyhow::Result<()> {
     )
     .await;
     Ok(())
+}
+
+fn load_or_exit(flags: Flags) -> Config {
+    match config::load(&flags, &config::process_env()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("calbridge: configuration error: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn backup(cfg: Config, to: PathBuf, server: Option<String>) -> anyhow::Result<()> {
+    use calbridge::store::SledStore;
+    let partial = to.with_extension("partial");
+    let direct = if server.is_none() {
+        SledStore::open(&cfg.store_path, cfg.store_cache_bytes).ok()
+    } else {
+        None
+    };
+    let records = match direct {
+        Some(store) => {
+            let file = std::fs::File::create(&partial)
+                .with_context(|| format!("cannot write {}", partial.display()))?;
+            let stats = calbridge::backup::write_backup(&store, std::io::BufWriter::new(file))?;
+            println!(
+                "calbridge: backed up the store at {} directly",
+                cfg.store_path.display()
+            );
+            stats.records.to_string()
+        }
+        None => {
+            // The store is held by a running server: ask it.
+            let base = server.unwrap_or_else(|| cfg.public_url.clone());
+            let token = cfg
+                .admin_token
+                .as_ref()
+                .map(|t| t.expose().to_string())
+                .ok_or_else(|| anyhow::anyhow!("security.admin_token (or CALBRIDGE_ADMIN_TOKEN) is needed to back up a running server"))?;
+            let client =
+                calbridge::upstream::http::build_client(std::time::Duration::from_secs(600));
+            let resp = client
+                .get(format!("{}/api/v1/backup", base.trim_end_matches('/')))
+                .bearer_auth(token)
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the server at {base}"))?;
+            if !resp.status().is_success() {
+                anyhow::bail!(
+                    "the server refused the backup: {} {}",
+                    resp.status(),
+                    resp.text().await.unwrap_or_default()
+                );
+            }
+            let records = resp
+                .headers()
+                .get("x-calbridge-records")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("?")
+                .to_string();
+            let bytes = resp.bytes().await?;
+            std::fs::write(&partial, &bytes)
+                .with_context(|| format!("cannot write {}", partial.display()))?;
+            println!("calbridge: backed up the running server at {base}");
+            records
+        }
+    };
+    std::fs::rename(&partial, &to).with_context(|| format!("cannot write {}", to.display()))?;
+    println!("  {records} records written to {}", to.display());
+    Ok(())
+}
+
+fn restore(cfg: Config, from: PathBuf) -> anyhow::Result<()> {
+    use calbridge::store::SledStore;
+    let dir = cfg.store_path.clone();
+    if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
+        anyhow::bail!(
+            "store.path: {} is not empty; restore into a new data directory (--data)",
+            dir.display()
+        );
+    }
+    let file =
+        std::fs::File::open(&from).with_context(|| format!("cannot read {}", from.display()))?;
+    let tmp = dir.with_extension(format!("restoring-{}", calbridge::crypto::random_id(6)));
+    let result = (|| -> anyhow::Result<calbridge::backup::BackupStats> {
+        let store = SledStore::open(&tmp, cfg.store_cache_bytes)?;
+        Ok(calbridge::backup::restore(
+            &store,
+            std::io::BufReader::new(file),
+        )?)
+    })();
+    match result {
+        Ok(stats) => {
+            if dir.exists() {
+                std::fs::remove_dir(&dir)?;
+            }
+            std::fs::rename(&tmp, &dir)?;
+            println!(
+                "calbridge: restored {} records into {}",
+                stats.records,
+                dir.display()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e.context(format!("nothing was restored from {}", from.display())))
+        }
+    }
 }

@@ -218,6 +218,13 @@ pub trait Store: Send + Sync + 'static {
     /// Number of keys in a tree (for metrics and tests; may be O(n)).
     fn len(&self, tree: Tree) -> usize;
 
+    /// Call `f` with every key of every tree, as of one moment: no commit
+    /// lands while the snapshot runs (a consistent online backup).
+    fn snapshot(
+        &self,
+        f: &mut dyn FnMut(Tree, &[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
     fn is_empty(&self, tree: Tree) -> bool {
         self.len(tree) == 0
     }

@@ -15,6 +15,10 @@ pub struct SledStore {
     db: sled::Db,
     /// One handle per [`Tree`], indexed by [`Tree::index`]; opened once.
     trees: Vec<sled::Tree>,
+    /// Commits hold it shared; a snapshot holds it exclusively, so a
+    /// backup sees every tree as of one moment. A std lock: commits and
+    /// snapshots run on blocking threads.
+    barrier: std::sync::RwLock<()>,
 }
 
 fn backend(e: sled::Error) -> StoreError {
@@ -47,7 +51,11 @@ impl SledStore {
             .map(|t| db.open_tree(t.name()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
-        Ok(SledStore { db, trees })
+        Ok(SledStore {
+            db,
+            trees,
+            barrier: std::sync::RwLock::new(()),
+        })
     }
 
     /// A throw-away store (tests): nothing is written to disk on drop.
@@ -61,7 +69,11 @@ impl SledStore {
             .map(|t| db.open_tree(t.name()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
-        Ok(SledStore { db, trees })
+        Ok(SledStore {
+            db,
+            trees,
+            barrier: std::sync::RwLock::new(()),
+        })
     }
 
     fn tree(&self, t: Tree) -> &sled::Tree {
@@ -100,6 +112,7 @@ impl Store for SledStore {
         if batch.is_empty() {
             return Ok(());
         }
+        let _shared = self.barrier.read().unwrap_or_else(|p| p.into_inner());
         let mut touched: Vec<Tree> = Vec::new();
         for op in &batch.ops {
             let t = match op {
@@ -145,6 +158,20 @@ impl Store for SledStore {
 
     fn len(&self, tree: Tree) -> usize {
         self.tree(tree).len()
+    }
+
+    fn snapshot(
+        &self,
+        f: &mut dyn FnMut(Tree, &[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let _exclusive = self.barrier.write().unwrap_or_else(|p| p.into_inner());
+        for t in Tree::ALL {
+            for r in self.tree(*t).iter() {
+                let (k, v) = r.map_err(backend)?;
+                f(*t, &k, &v)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -90,6 +90,7 @@ pub fn router(_app: App) -> Router<App> {
             "/api/v1/accounts/{account}/reconnect",
             post(accounts::reconnect),
         )
+        .route("/api/v1/backup", get(backup))
         .route("/api/v1/feeds", post(feeds::create))
         .route(
             "/api/v1/feeds/{feed}",
@@ -238,4 +239,39 @@ mod tests {
         assert!(check_name("name", "a\nb").is_err());
         assert!(check_name("name", &"x".repeat(201)).is_err());
     }
+}
+
+/// `GET /api/v1/backup`: a consistent snapshot of the whole store (see
+/// [`crate::backup`]); writes wait while it is taken.
+async fn backup(
+    _: Admin,
+    axum::extract::State(app): axum::extract::State<App>,
+) -> ApiResult<Response> {
+    let store = app.db.store().clone();
+    let (bytes, stats) = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        crate::backup::write_backup(store.as_ref(), &mut out).map(|s| (out, s))
+    })
+    .await?
+    .map_err(|e| {
+        tracing::error!(error = %e, "backup failed");
+        ApiError::internal()
+    })?;
+    let name = format!(
+        "calbridge-{}.backup",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    );
+    let mut resp = bytes.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/gzip"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&stats.records.to_string()) {
+        h.insert("x-calbridge-records", v);
+    }
+    Ok(resp)
 }
