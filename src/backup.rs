@@ -109,9 +109,11 @@ pub fn restore(store: &dyn Store, input: impl Read) -> Result<BackupStats, Backu
     }
     match header["schema"].as_u64() {
         Some(v) if v <= u64::from(SCHEMA_VERSION) => {}
-        other => return Err(BackupError::Format(format!(
+        other => {
+            return Err(BackupError::Format(format!(
             "the backup's schema version {other:?} is newer than this calbridge ({SCHEMA_VERSION})"
-        ))),
+        )))
+        }
     }
     let mut trailer = None;
     for line in lines {

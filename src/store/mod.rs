@@ -200,6 +200,9 @@ impl Batch {
     }
 }
 
+/// Called with each key of a snapshot.
+pub type Visitor<'a> = dyn FnMut(Tree, &[u8], &[u8]) -> Result<(), StoreError> + 'a;
+
 pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + Send + 'a>;
 
 /// Ordered key-value trees with atomic, durable batches.
@@ -220,10 +223,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Call `f` with every key of every tree, as of one moment: no commit
     /// lands while the snapshot runs (a consistent online backup).
-    fn snapshot(
-        &self,
-        f: &mut dyn FnMut(Tree, &[u8], &[u8]) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
+    fn snapshot(&self, f: &mut Visitor<'_>) -> Result<(), StoreError>;
 
     fn is_empty(&self, tree: Tree) -> bool {
         self.len(tree) == 0

@@ -160,10 +160,7 @@ impl Store for SledStore {
         self.tree(tree).len()
     }
 
-    fn snapshot(
-        &self,
-        f: &mut dyn FnMut(Tree, &[u8], &[u8]) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    fn snapshot(&self, f: &mut super::Visitor<'_>) -> Result<(), StoreError> {
         let _exclusive = self.barrier.write().unwrap_or_else(|p| p.into_inner());
         for t in Tree::ALL {
             for r in self.tree(*t).iter() {

@@ -206,41 +206,6 @@ pub fn check_timezone(field: &str, v: &str) -> ApiResult<String> {
         .map_err(|e| ApiError::invalid(field, e.message))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails() {
-        assert_eq!(
-            check_email(" Anna@Example.COM ").unwrap(),
-            "anna@example.com"
-        );
-        assert!(check_email("a@b").is_ok());
-        for bad in [
-            "",
-            "no-at",
-            "@x.com",
-            "a@",
-            "a b@x.com",
-            "a@x..com",
-            "a@-x.com",
-            "a:b@x.com",
-        ] {
-            let e = check_email(bad).unwrap_err();
-            assert_eq!(e.field.as_deref(), Some("email"), "{bad}");
-        }
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!(check_name("name", "  Anna ").unwrap(), "Anna");
-        assert!(check_name("name", "   ").is_err());
-        assert!(check_name("name", "a\nb").is_err());
-        assert!(check_name("name", &"x".repeat(201)).is_err());
-    }
-}
-
 /// `GET /api/v1/backup`: a consistent snapshot of the whole store (see
 /// [`crate::backup`]); writes wait while it is taken.
 async fn backup(
@@ -274,4 +239,39 @@ async fn backup(
         h.insert("x-calbridge-records", v);
     }
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            check_email(" Anna@Example.COM ").unwrap(),
+            "anna@example.com"
+        );
+        assert!(check_email("a@b").is_ok());
+        for bad in [
+            "",
+            "no-at",
+            "@x.com",
+            "a@",
+            "a b@x.com",
+            "a@x..com",
+            "a@-x.com",
+            "a:b@x.com",
+        ] {
+            let e = check_email(bad).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("email"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(check_name("name", "  Anna ").unwrap(), "Anna");
+        assert!(check_name("name", "   ").is_err());
+        assert!(check_name("name", "a\nb").is_err());
+        assert!(check_name("name", &"x".repeat(201)).is_err());
+    }
 }
