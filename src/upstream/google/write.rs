@@ -676,7 +676,7 @@ where
     .await;
     let mut results = results;
     results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+    results.into_iter().try_for_each(|(_, r)| r)
 }
 
 /// A JSON value without its `null` members (for inserts).
