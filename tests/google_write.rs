@@ -20,6 +20,9 @@ use serde_json::Value;
 const EMAIL: &str = "anna@acme.example";
 const ZONE: &str = "Europe/Berlin";
 
+/// Items of one series: `(item id, JSON)`.
+type Items = Vec<(String, Vec<u8>)>;
+
 struct World {
     emu: EmulatorHandle,
     /// Talks to the emulator through the recording proxy.
@@ -139,10 +142,10 @@ impl World {
     }
 
     /// A full sync pass as the engine runs it: every item by series.
-    async fn pull(&self) -> Vec<(String, Vec<(String, Vec<u8>)>)> {
+    async fn pull(&self) -> Vec<(String, Items)> {
         let g = client(&self.emu.base_url);
         let mut cursor = Cursor::default();
-        let mut out: Vec<(String, Vec<(String, Vec<u8>)>)> = Vec::new();
+        let mut out: Vec<(String, Items)> = Vec::new();
         let window_start = chrono::Utc::now().timestamp() - 30 * 86_400;
         loop {
             let page = g
