@@ -1,8 +1,10 @@
 //! Google Calendar API v3: calendar list, identity, and the incremental
 //! events pull (full pass from the window start, then `syncToken`; 410 →
-//! the engine restarts a full pass). Mapping to iCalendar is in [`map`].
+//! the engine restarts a full pass). Mapping to iCalendar is in [`map`],
+//! writes back (iCalendar → events) in [`write`].
 
 pub mod map;
+pub mod write;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;

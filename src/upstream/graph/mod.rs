@@ -2,10 +2,12 @@
 //! pages (instances only; the window is fixed per round by the provider),
 //! and whole-series fetches (master + instances) so a recurring series is
 //! stored as one object. Mapping is in [`map`], recurrence in
-//! [`recurrence`], zone names in [`zones`].
+//! [`recurrence`], zone names in [`zones`], writes back (iCalendar →
+//! events) in [`write`].
 
 pub mod map;
 pub mod recurrence;
+pub mod write;
 pub mod zones;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
