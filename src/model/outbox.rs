@@ -33,6 +33,12 @@ pub struct OutboxEntry {
     pub href: String,
     pub event: EventId,
     pub op: OutboxOp,
+    /// Fixes the identity of an insert upstream (Google: the event id;
+    /// Graph: the transactionId), so a retry after a crash finds the event
+    /// it already created instead of creating a second one. Kept when a
+    /// later change replaces a pending entry.
+    #[serde(default)]
+    pub key: String,
     /// For deletes: the remote copy to delete (the local event is gone).
     #[serde(default)]
     pub remote: Option<RemoteRef>,

@@ -19,13 +19,14 @@ use tokio::sync::{Notify, Semaphore};
 use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::model::account::{Account, AccountStatus, SkippedItem, SyncProgress};
-use crate::model::{now, AccountId, Calendar, CalendarSource, Provider, Timestamp};
+use crate::model::{now, AccountId, Calendar, CalendarSource, Direction, Provider, RemoteRef, Timestamp};
 use crate::store::db::DbError;
 use crate::store::Db;
 use crate::upstream::google::{self, Google};
 use crate::upstream::graph::{self, Graph};
 use crate::upstream::oauth::OauthClient;
 use crate::upstream::provider::{is_resync, Cursor, Page, RemoteChange};
+use crate::upstream::google::write::{RemoteRef as WriteRef, RemoteState as WriteState, WriteError};
 use crate::upstream::{RetryPolicy, Upstream, UpstreamError};
 
 /// Every piece of one series: `(item id, provider JSON)`.
@@ -37,6 +38,10 @@ type MapFn =
         &[(String, Vec<u8>)],
         Option<&str>,
     ) -> Result<crate::upstream::provider::MappedSeries, crate::upstream::provider::MapError>;
+
+fn pct(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
 
 /// Most items named in an account's status.
 const MAX_SKIPPED: usize = 50;
@@ -81,6 +86,62 @@ impl ProviderApi {
         match self {
             ProviderApi::Google(g) => g.pull_page(token, remote, cursor, window).await,
             ProviderApi::Graph(g) => g.pull_page(token, remote, cursor, window).await,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_series(
+        &self,
+        token: &str,
+        remote_cal: &str,
+        existing: Option<&WriteRef>,
+        cal: &crate::ics::Component,
+        zone: Option<&str>,
+        marker: &str,
+        key: &str,
+    ) -> Result<WriteState, WriteError> {
+        match self {
+            ProviderApi::Google(g) => g.write_series(token, remote_cal, existing, cal, zone, marker, key).await,
+            ProviderApi::Graph(g) => g.write_series(token, remote_cal, existing, cal, zone, marker, key).await,
+        }
+    }
+
+    async fn delete_series(&self, token: &str, remote_cal: &str, id: &str, etag: Option<&str>) -> Result<(), WriteError> {
+        match self {
+            ProviderApi::Google(g) => g.delete_series(token, remote_cal, id, etag).await,
+            ProviderApi::Graph(g) => g.delete_series(token, remote_cal, id, etag).await,
+        }
+    }
+
+    /// The remote master as the provider has it now: (etag, last
+    /// modified, JSON); `None` when it is gone.
+    async fn fetch_master(&self, token: &str, remote_cal: &str, id: &str) -> Result<Option<(Option<String>, Option<i64>, serde_json::Value)>, UpstreamError> {
+        let (url, etag_field, updated_field) = match self {
+            ProviderApi::Google(g) => (
+                format!("{}{}/events/{}", g.base, Google::calendar_path(remote_cal), pct(id)),
+                "etag",
+                "updated",
+            ),
+            ProviderApi::Graph(g) => (format!("{}/me/events/{}", g.base, pct(id)), "@odata.etag", "lastModifiedDateTime"),
+        };
+        let api = match self {
+            ProviderApi::Google(g) => &g.api,
+            ProviderApi::Graph(g) => &g.api,
+        };
+        match api.send(|c| c.get(&url).bearer_auth(token)).await {
+            Ok(r) => {
+                let v: serde_json::Value = r.json()?;
+                if v["status"] == "cancelled" || v["isCancelled"] == true {
+                    return Ok(None);
+                }
+                let etag = v[etag_field].as_str().map(str::to_string);
+                let updated = v[updated_field]
+                    .as_str()
+                    .and_then(|t| graph::map::parse_time(Some(t)));
+                Ok(Some((etag, updated, v)))
+            }
+            Err(UpstreamError::NotFound) | Err(UpstreamError::Gone(_)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -431,6 +492,19 @@ impl SyncEngine {
                 .await
                 .map_err(RunError::Token)?;
         let mut refreshed = false;
+        // Local changes go up first, so the pull that follows sees them.
+        loop {
+            match self.drain_outbox(account, clients, &token, skipped).await {
+                Err(RunError::Upstream(UpstreamError::Unauthorized)) if !refreshed => {
+                    refreshed = true;
+                    let fresh = self.db.account(&account.id)?.ok_or(DbError::NotFound)?;
+                    token = tokens::access_token(&self.db, &self.secrets, &clients.oauth, &fresh, true)
+                        .await
+                        .map_err(RunError::Token)?;
+                }
+                other => break other?,
+            }
+        }
         for (i, cal) in calendars.iter().enumerate() {
             let CalendarSource::Mirrored { remote_id, .. } = &cal.source else {
                 continue;
@@ -473,6 +547,234 @@ impl SyncEngine {
             });
         }
         Ok(())
+    }
+
+    /// Write the account's pending changes upstream, oldest first. A
+    /// transient failure stops the drain (order is kept) and fails the run
+    /// with its backoff; a refusal is rolled back and named.
+    async fn drain_outbox(
+        &self,
+        account: &Account,
+        clients: &ProviderClients,
+        token: &str,
+        skipped: &mut Vec<SkippedItem>,
+    ) -> Result<(), RunError> {
+        let entries = self.db.outbox_of(&account.id)?;
+        let t = now();
+        for mut e in entries {
+            if e.next_attempt > t {
+                break;
+            }
+            let step = self.push_entry(clients, token, &mut e).await?;
+            match step {
+                outbox::Step::Done => {}
+                outbox::Step::Refused(reason) => {
+                    tracing::warn!(event = %e.event, %reason, "upstream refused a write; rolled back");
+                    let db = self.db.clone();
+                    let entry = e.clone();
+                    tokio::task::spawn_blocking(move || -> Result<(), DbError> {
+                        outbox::roll_back(&db, &entry)?;
+                        db.commit_rows(db.outbox_done_rows(&entry)?)
+                    })
+                    .await
+                    .map_err(|e| RunError::Store(DbError::Store(crate::store::StoreError::Backend(e.to_string()))))??;
+                    skipped.push(SkippedItem {
+                        calendar: e.target.to_string(),
+                        remote_id: e.event.to_string(),
+                        reason: format!("the provider refused a change, so it was undone here: {reason}"),
+                    });
+                }
+                outbox::Step::Retry(err) => {
+                    e.attempts += 1;
+                    let wait = self.backoff(e.attempts.saturating_sub(1), err.retry_after());
+                    e.next_attempt = now() + wait;
+                    e.last_error = Some(err.to_string());
+                    self.db.outbox_update(&e)?;
+                    return Err(RunError::Upstream(err));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One outbox entry: write it upstream and record the result.
+    async fn push_entry(&self, clients: &ProviderClients, token: &str, e: &mut crate::model::outbox::OutboxEntry) -> Result<outbox::Step, RunError> {
+        use crate::model::outbox::{ConflictRecord, Kept, OutboxOp};
+        let done = |db: &Db, e: &crate::model::outbox::OutboxEntry| -> Result<outbox::Step, RunError> {
+            db.commit_rows(db.outbox_done_rows(e)?)?;
+            Ok(outbox::Step::Done)
+        };
+        let Some(target) = self.db.calendar(&e.target)? else {
+            return done(&self.db, e);
+        };
+        let CalendarSource::Mirrored { remote_id, .. } = &target.source else {
+            return done(&self.db, e);
+        };
+        if target.direction != Direction::Bidirectional {
+            return Ok(outbox::Step::Refused(format!("{} is read-only now", target.name)));
+        }
+        let zone = target.timezone.clone();
+        match e.op {
+            OutboxOp::Delete => {
+                let Some(remote) = e.remote.clone() else {
+                    // Never written upstream (or not known to be): a Google
+                    // insert by this key would have a known id.
+                    if let ProviderApi::Google(_) = clients.api {
+                        let id = crate::upstream::google::write::event_id_for(&e.key);
+                        match clients.api.delete_series(token, remote_id, &id, None).await {
+                            Ok(()) => {}
+                            Err(WriteError::Upstream(u)) if u.is_transient() || matches!(u, UpstreamError::Unauthorized) => {
+                                return Ok(outbox::Step::Retry(u));
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                    return done(&self.db, e);
+                };
+                match clients.api.delete_series(token, remote_id, &remote.id, remote.etag.as_deref()).await {
+                    Ok(()) => done(&self.db, e),
+                    Err(WriteError::Upstream(UpstreamError::PreconditionFailed)) => {
+                        // Changed upstream after the last sync: the change
+                        // wins over the deletion; the pull restores it.
+                        let lost = None;
+                        let rec = ConflictRecord {
+                            at: now(),
+                            calendar: e.target.clone(),
+                            href: e.href.clone(),
+                            uid: String::new(),
+                            kept: Kept::Remote,
+                            reason: "deleted here while changed upstream: the change was kept and the event restored".into(),
+                            lost,
+                            local_modified: Some(e.created),
+                            remote_modified: None,
+                        };
+                        let mut b = self.db.outbox_done_rows(e)?;
+                        b.extend(Db::conflict_row(&e.account, &rec));
+                        self.db.commit_rows(b)?;
+                        Ok(outbox::Step::Done)
+                    }
+                    Err(WriteError::Upstream(u)) if u.is_transient() || matches!(u, UpstreamError::Unauthorized) => {
+                        if matches!(u, UpstreamError::Unauthorized) {
+                            return Err(RunError::Upstream(u));
+                        }
+                        Ok(outbox::Step::Retry(u))
+                    }
+                    Err(err) => Ok(outbox::Step::Refused(err.to_string())),
+                }
+            }
+            OutboxOp::Upsert => {
+                let Some(meta) = self.db.event(&e.source, &e.href)? else {
+                    return done(&self.db, e);
+                };
+                if meta.id != e.event {
+                    return done(&self.db, e);
+                }
+                let Some(body) = self.db.event_body(&e.source, &e.href)? else {
+                    return done(&self.db, e);
+                };
+                let Ok(cal) = crate::ics::parse(&body) else {
+                    return Ok(outbox::Step::Refused("the stored event cannot be read".into()));
+                };
+                let marker = outbox::marker(&meta);
+                let mut existing = meta.remote.as_ref().map(|r| WriteRef {
+                    id: r.id.clone(),
+                    etag: r.etag.clone(),
+                });
+                let mut recreated = false;
+                let mut retried_conflict = false;
+                loop {
+                    let result = clients
+                        .api
+                        .write_series(token, remote_id, existing.as_ref(), &cal, zone.as_deref(), &marker, &e.key)
+                        .await;
+                    match result {
+                        Ok(state) => {
+                            let remote = RemoteRef {
+                                id: state.id.clone(),
+                                etag: Some(state.etag.clone()),
+                                updated: state.updated,
+                            };
+                            let mut extra = self.db.outbox_done_rows(e)?;
+                            if e.source == e.target {
+                                // Keep the provider's JSON of the master so
+                                // later partial changes compose with it.
+                                let json = serde_json::to_vec(&state.json).unwrap_or_default();
+                                extra.extend(self.db.remote_items_removal(&e.target, &state.id)?);
+                                extra.extend(Db::remote_item_row(&e.target, &state.id, &state.id, &json));
+                                extra.extend(Db::item_owner_row(&e.target, &state.id, &state.id));
+                            }
+                            match self.db.set_remote(&e.source, &e.href, remote, extra) {
+                                Ok(_) | Err(DbError::NotFound) => {}
+                                Err(err) => return Err(err.into()),
+                            }
+                            return Ok(outbox::Step::Done);
+                        }
+                        Err(WriteError::Unexpressible(reason)) => return Ok(outbox::Step::Refused(reason)),
+                        Err(WriteError::Upstream(UpstreamError::PreconditionFailed)) if !retried_conflict => {
+                            retried_conflict = true;
+                            let Some(ex) = existing.clone() else {
+                                return Ok(outbox::Step::Refused("the provider refused the write".into()));
+                            };
+                            match clients.api.fetch_master(token, remote_id, &ex.id).await? {
+                                None => {
+                                    existing = None;
+                                }
+                                Some((etag, updated, json)) => {
+                                    let remote_newer = updated.unwrap_or(0) > meta.last_modified;
+                                    let lost = serde_json::to_string_pretty(&json).ok();
+                                    if remote_newer {
+                                        let rec = ConflictRecord {
+                                            at: now(),
+                                            calendar: e.target.clone(),
+                                            href: meta.href.clone(),
+                                            uid: meta.uid.clone(),
+                                            kept: Kept::Remote,
+                                            reason: "changed on both sides: the upstream change is newer and was kept".into(),
+                                            lost: Some(String::from_utf8_lossy(&body).into_owned()),
+                                            local_modified: Some(meta.last_modified),
+                                            remote_modified: updated,
+                                        };
+                                        let mut b = self.db.outbox_done_rows(e)?;
+                                        b.extend(Db::conflict_row(&e.account, &rec));
+                                        self.db.commit_rows(b)?;
+                                        return Ok(outbox::Step::Done);
+                                    }
+                                    let rec = ConflictRecord {
+                                        at: now(),
+                                        calendar: e.target.clone(),
+                                        href: meta.href.clone(),
+                                        uid: meta.uid.clone(),
+                                        kept: Kept::Local,
+                                        reason: "changed on both sides: the local change is newer and was kept".into(),
+                                        lost,
+                                        local_modified: Some(meta.last_modified),
+                                        remote_modified: updated,
+                                    };
+                                    self.db.commit_rows(Db::conflict_row(&e.account, &rec))?;
+                                    existing = Some(WriteRef { id: ex.id, etag });
+                                }
+                            }
+                        }
+                        Err(WriteError::Upstream(UpstreamError::NotFound)) | Err(WriteError::Upstream(UpstreamError::Gone(_)))
+                            if existing.is_some() && !recreated =>
+                        {
+                            // Deleted upstream while changed here: the change
+                            // wins, written back as a new event (a new key, so
+                            // it is not mistaken for the deleted one).
+                            recreated = true;
+                            existing = None;
+                            e.key = format!("{}:recreated:{}", e.key, crate::store::db::outbox::next_seq());
+                            self.db.outbox_update(e)?;
+                        }
+                        Err(WriteError::Upstream(u)) if matches!(u, UpstreamError::Unauthorized) => {
+                            return Err(RunError::Upstream(u));
+                        }
+                        Err(WriteError::Upstream(u)) if u.is_transient() => return Ok(outbox::Step::Retry(u)),
+                        Err(err) => return Ok(outbox::Step::Refused(err.to_string())),
+                    }
+                }
+            }
+        }
     }
 
     /// Graph names instances, not series: fetch every series a page

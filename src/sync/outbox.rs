@@ -41,6 +41,11 @@ pub fn target_for(db: &Db, cal: &Calendar) -> DbResult<Option<(Calendar, Account
     }
 }
 
+/// The idempotency key of a new upstream copy of `meta` in `target`.
+pub fn insert_key(meta: &EventMeta, target: &Calendar, seq: u64) -> String {
+    format!("{}:{}:{seq}", meta.id, target.id)
+}
+
 /// The marker an upstream copy of `meta` carries.
 pub fn marker(meta: &EventMeta) -> String {
     format!("{};{}", meta.id, meta.etag)
@@ -66,14 +71,16 @@ pub fn upsert_rows(
         Some(o) => db.event_body(&source.id, &o.href)?,
         None => None,
     };
+    let seq = next_seq();
     db.outbox_rows(OutboxEntry {
-        seq: next_seq(),
+        seq,
         account: target.1.clone(),
         target: target.0.id.clone(),
         source: source.id.clone(),
         href: meta.href.clone(),
         event: meta.id.clone(),
         op: OutboxOp::Upsert,
+        key: insert_key(meta, &target.0, seq),
         remote: meta.remote.clone(),
         previous,
         attempts: 0,
@@ -91,14 +98,16 @@ pub fn delete_rows(
     old: &EventMeta,
 ) -> DbResult<Batch> {
     let previous = db.event_body(&source.id, &old.href)?;
+    let seq = next_seq();
     db.outbox_rows(OutboxEntry {
-        seq: next_seq(),
+        seq,
         account: target.1.clone(),
         target: target.0.id.clone(),
         source: source.id.clone(),
         href: old.href.clone(),
         event: old.id.clone(),
         op: OutboxOp::Delete,
+        key: insert_key(old, &target.0, seq),
         remote: old.remote.clone(),
         previous,
         attempts: 0,
@@ -155,4 +164,108 @@ pub fn push_existing(db: &Db, staff: &crate::model::StaffId) -> DbResult<Option<
     }
     db.commit_rows(batch)?;
     Ok(Some(queued))
+}
+
+/// What processing one entry came to.
+#[derive(Debug)]
+pub enum Step {
+    /// Written (or nothing left to write): the entry is gone.
+    Done,
+    /// Try again later (rate limit, outage): the account stops draining so
+    /// its writes stay in order.
+    Retry(crate::upstream::UpstreamError),
+    /// The provider refuses for good: rolled back locally where that is
+    /// possible, named in the status, not retried.
+    Refused(String),
+}
+
+/// Undo a local change the provider refused for good. A CalDAV write into
+/// a mirrored calendar goes back to the version before it (or away, if it
+/// created the event); an appointment stays (the platform owns it) and
+/// only the status names the refusal.
+pub fn roll_back(db: &Db, e: &OutboxEntry) -> DbResult<()> {
+    use crate::store::db::{DbError, EventWrite, Precondition};
+    if e.source != e.target {
+        return Ok(());
+    }
+    let current = db.event(&e.source, &e.href)?;
+    match (e.op, &e.previous, current) {
+        (OutboxOp::Upsert, Some(prev), Some(cur)) => {
+            let Ok(cal) = crate::ics::parse(prev) else {
+                return Ok(());
+            };
+            let source = db.calendar(&e.source)?;
+            let zone = source.as_ref().and_then(|c| c.timezone.clone());
+            let Ok(info) = crate::objects::analyze(&cal, zone.as_deref()) else {
+                return Ok(());
+            };
+            let w = EventWrite {
+                calendar: e.source.clone(),
+                href: e.href.clone(),
+                uid: info.uid,
+                start: info.start,
+                end: info.end,
+                recurring: info.recurring,
+                body: prev.clone(),
+                remote: cur.remote.clone(),
+                id: None,
+                last_modified: None,
+            };
+            match db.put_event(w, &Precondition::IfMatch(cur.etag.clone()), |_, _| Ok(Batch::new())) {
+                Ok(_) | Err(DbError::PreconditionFailed) | Err(DbError::UidConflict { .. }) => Ok(()),
+                Err(err) => Err(err),
+            }
+        }
+        (OutboxOp::Upsert, None, Some(cur)) => {
+            match db.delete_event(&e.source, &e.href, &Precondition::IfMatch(cur.etag.clone()), |_| Ok(Batch::new())) {
+                Ok(_) | Err(DbError::PreconditionFailed) | Err(DbError::NotFound) => Ok(()),
+                Err(err) => Err(err),
+            }
+        }
+        (OutboxOp::Delete, Some(prev), None) => {
+            // The delete was refused: the event comes back.
+            let Ok(cal) = crate::ics::parse(prev) else {
+                return Ok(());
+            };
+            let Ok(info) = crate::objects::analyze(&cal, None) else {
+                return Ok(());
+            };
+            let w = EventWrite {
+                calendar: e.source.clone(),
+                href: e.href.clone(),
+                uid: info.uid,
+                start: info.start,
+                end: info.end,
+                recurring: info.recurring,
+                body: prev.clone(),
+                remote: e.remote.clone(),
+                id: Some(e.event.clone()),
+                last_modified: None,
+            };
+            match db.put_event(w, &Precondition::IfAbsent, |_, _| Ok(Batch::new())) {
+                Ok(_) | Err(DbError::PreconditionFailed) | Err(DbError::UidConflict { .. }) => Ok(()),
+                Err(err) => Err(err),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Can a change to an event of `source` be written where it must go? A
+/// write the target provider cannot express is refused before anything is
+/// stored, with the reason (e.g. "Microsoft calendars cannot repeat
+/// hourly").
+pub fn check_expressible(db: &Db, source: &Calendar, object: &crate::ics::Component) -> DbResult<Result<(), String>> {
+    let Some((target, account)) = target_for(db, source)? else {
+        return Ok(Ok(()));
+    };
+    let Some(acc) = db.account(&account)? else {
+        return Ok(Ok(()));
+    };
+    let zone = target.timezone.as_deref();
+    let verdict = match acc.provider {
+        crate::model::Provider::Google => crate::upstream::google::write::event_from_ics(object, zone).map(|_| ()),
+        crate::model::Provider::Microsoft => crate::upstream::graph::write::event_from_ics(object, zone).map(|_| ()),
+    };
+    Ok(verdict.map_err(|u| u.0))
 }

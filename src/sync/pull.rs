@@ -190,6 +190,10 @@ pub fn apply_page(
         }
         let href = match reconcile(db, cal, series, &mapped, &mut tail, &mut twins)? {
             Decision::Skip => continue,
+            Decision::Delete(href) => {
+                ops.push(EventOp::Delete(href, Precondition::None));
+                continue;
+            }
             Decision::Put(href) => href,
         };
         ops.push(EventOp::Put(
@@ -284,6 +288,23 @@ enum Decision {
     Skip,
     /// Store it under this href.
     Put(String),
+    /// Remove the local copy under this href.
+    Delete(String),
+}
+
+/// The appointment (in the staff member's native calendar) whose upstream
+/// copy is this series of their primary calendar, if any.
+fn twin_by_remote(db: &Db, cal: &Calendar, series: &str) -> DbResult<Option<EventMeta>> {
+    if !cal.primary || cal.is_native() {
+        return Ok(None);
+    }
+    let Ok(native) = db.appointments_calendar(&cal.staff) else {
+        return Ok(None);
+    };
+    match db.href_for_remote(&native.id, series)? {
+        Some(h) => db.event(&native.id, &h),
+        None => Ok(None),
+    }
 }
 
 /// calbridge's own copy of an event living in another calendar (an
@@ -359,15 +380,25 @@ fn reconcile(
         Some(id) => db.event_by_id(id)?,
         None => None,
     };
-    if let Some(o) = &origin_event {
-        if o.calendar != cal.id {
-            twins.push(Twin {
-                local: o.clone(),
-                series: series.to_string(),
-                mapped: mapped.clone(),
-            });
-            return Ok(Decision::Skip);
+    // An appointment calbridge wrote to this (primary) calendar: known by
+    // its marker (Google lists extended properties) or by the remote id
+    // recorded after the write (Graph's delta does not return them).
+    let twin = match &origin_event {
+        Some(o) if o.calendar != cal.id => Some(o.clone()),
+        Some(_) => None,
+        None => twin_by_remote(db, cal, series)?,
+    };
+    if let Some(t) = twin {
+        twins.push(Twin {
+            local: t,
+            series: series.to_string(),
+            mapped: mapped.clone(),
+        });
+        // A copy imported before the write was recorded goes away.
+        if let Some(h) = db.href_for_remote(&cal.id, series)? {
+            return Ok(Decision::Delete(h));
         }
+        return Ok(Decision::Skip);
     }
     let local = match db.href_for_remote(&cal.id, series)? {
         Some(h) => db.event(&cal.id, &h)?,

@@ -97,6 +97,7 @@ pub async fn create(
     let uid = format!("{}@calbridge", crate::crypto::random_id(26));
     let ics = appointment::to_ics(&body, &uid, &times, Utc::now()).map_err(field)?;
     let cal = app.db.appointments_calendar(&s.id)?;
+    expressible(&app, &cal, &ics)?;
     let id = EventId::generate();
     let (start, end, recurring) = appointment::index_span(&ics, &s.timezone).map_err(field)?;
     let w = EventWrite {
@@ -233,6 +234,9 @@ pub async fn patch(
         appointment::apply_change(&body, &change, &staff.timezone, Utc::now()).map_err(field)?;
     let (start, end, recurring) =
         appointment::index_span(&new_body, &staff.timezone).map_err(field)?;
+    if let Some(cal) = app.db.calendar(&meta.calendar)? {
+        expressible(&app, &cal, &new_body)?;
+    }
     let pre = if_match(&headers, &meta.etag);
     let w = EventWrite {
         calendar: meta.calendar.clone(),
@@ -343,4 +347,19 @@ pub async fn push_existing(
         app.sync.trigger(&t.1);
     }
     Ok((StatusCode::ACCEPTED, Json(json!({"queued": queued}))).into_response())
+}
+
+/// Refuse (422 on `rrule`) an appointment the staff member's primary
+/// calendar cannot hold, before anything is stored.
+fn expressible(app: &App, cal: &crate::model::Calendar, ics: &[u8]) -> ApiResult<()> {
+    let Ok(obj) = crate::ics::parse(ics) else {
+        return Ok(());
+    };
+    match outbox::check_expressible(&app.db, cal, &obj)? {
+        Ok(()) => Ok(()),
+        Err(reason) => Err(ApiError::invalid(
+            "rrule",
+            format!("the staff member's primary calendar cannot hold this appointment: {reason}"),
+        )),
+    }
 }

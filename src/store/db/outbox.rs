@@ -57,6 +57,7 @@ impl Db {
                 // refusal rolls back to.
                 entry.previous = old.previous.clone();
                 entry.created = old.created;
+                entry.key = old.key.clone();
                 if entry.remote.is_none() {
                     entry.remote = old.remote;
                 }
