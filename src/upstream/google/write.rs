@@ -34,10 +34,11 @@
 //! DTSTART, a cancelled master (delete it instead), an unknown TZID, a
 //! recurring event in a custom zone no IANA zone matches, RDATE periods,
 //! an override whose RECURRENCE-ID is not an occurrence of the series.
-//! Not written, with a warning: ORGANIZER (Google makes the calendar's owner
-//! the organizer), CATEGORIES (no Google field), alarms Google cannot hold
-//! (after the start, beyond four weeks, more than five), a COLOR outside
-//! Google's palette.
+//! Not written: ORGANIZER (Google makes the calendar's owner the
+//! organizer). Left out with a warning (in [`SeriesWrite::warnings`] and
+//! [`RemoteState::warnings`]): CATEGORIES (no Google field), alarms Google
+//! cannot hold (after the start, beyond four weeks, more than five, at a
+//! fixed time in a series), a COLOR outside Google's palette.
 //!
 //! # Idempotency
 //!

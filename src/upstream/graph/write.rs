@@ -525,8 +525,18 @@ fn instant_of(v: &Value) -> Option<i64> {
     map::instant(&t).ok().map(|t| t.timestamp())
 }
 
-fn zone_of(v: &Value) -> Option<String> {
-    v["timeZone"].as_str().and_then(zones::iana)
+/// The zone an event's `start`/`end` is kept in: Graph answers in UTC and
+/// names the event's own zone in `originalStartTimeZone`/`…End…`.
+fn zone_of(event: &Value, key: &str) -> Option<String> {
+    let original = if key == "start" {
+        "originalStartTimeZone"
+    } else {
+        "originalEndTimeZone"
+    };
+    event[original]
+        .as_str()
+        .or(event[key]["timeZone"].as_str())
+        .and_then(zones::iana)
 }
 
 /// True when an upstream event or occurrence already carries every mapped
@@ -587,7 +597,7 @@ fn graph_matches(item: &Value, want: &Value) -> bool {
 /// (writing them again would make Outlook drop the series' exceptions).
 fn same_shape(item: &Value, want: &Value) -> bool {
     let times_same = ["start", "end"].iter().all(|k| {
-        instant_of(&item[*k]) == instant_of(&want[*k]) && zone_of(&item[*k]) == zone_of(&want[*k])
+        instant_of(&item[*k]) == instant_of(&want[*k]) && zone_of(item, k) == zone_of(want, k)
     }) && item["isAllDay"].as_bool().unwrap_or(false)
         == want["isAllDay"].as_bool().unwrap_or(false);
     let rec = |v: &Value| -> Option<Recurrence> {
@@ -597,8 +607,22 @@ fn same_shape(item: &Value, want: &Value) -> bool {
             .iter_mut()
             .for_each(|d| *d = d.to_ascii_lowercase());
         r.pattern.days_of_week.sort();
-        if r.pattern.kind != "weekly" {
+        // Graph fills in every member; only those the type uses count.
+        let kind = r.pattern.kind.clone();
+        if kind != "weekly" {
             r.pattern.first_day_of_week = None;
+        }
+        if !kind.starts_with("relative") {
+            r.pattern.index = None;
+        }
+        if !kind.ends_with("Yearly") {
+            r.pattern.month = 0;
+        }
+        if !kind.starts_with("absolute") {
+            r.pattern.day_of_month = 0;
+        }
+        if kind != "weekly" && !kind.starts_with("relative") {
+            r.pattern.days_of_week.clear();
         }
         r.range.recurrence_time_zone = None;
         if r.range.kind != "numbered" {
