@@ -62,7 +62,9 @@ pub fn busy_periods(
             };
             let Ok(obj) = ics::parse(&body) else { continue };
             let master = crate::model::appointment::master(&obj);
-            if master.is_some_and(|m| !is_busy(m)) {
+            // Tasks and journals (calendars created over CalDAV may hold
+            // them) are never busy time.
+            if master.is_none_or(|m| !is_busy(m)) {
                 continue;
             }
             if meta.recurring {

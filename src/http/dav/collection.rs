@@ -3,8 +3,9 @@
 //! DELETE removes a native calendar other than `appointments`.
 //!
 //! Owns: where a calendar may be created, which creation properties are
-//! honoured (displayname, description, color, order, time zone; a
-//! component set must include VEVENT) and which are ignored (anything
+//! honoured (displayname, description, color, order, time zone, the
+//! component set: events by default, tasks and journals when asked) and
+//! which are ignored (anything
 //! else a client sends along, e.g. Apple's schedule-calendar-transp).
 //! Must not: touch mirrored calendars; those belong to their account.
 
@@ -20,6 +21,10 @@ use crate::store::db::DbError;
 
 use super::propfind::normalise_color;
 use super::{body, db_error, engine, not_found, Ctx, Resolved, Target};
+
+/// The component types a calendar created over CalDAV may hold (events
+/// by default; a client asking for tasks or journals gets them).
+pub const COMPONENTS: [&str; 3] = ["VEVENT", "VTODO", "VJOURNAL"];
 
 /// The native calendar every staff member keeps.
 pub const APPOINTMENTS: &str = "appointments";
@@ -87,17 +92,27 @@ pub async fn make(
 }
 
 fn new_calendar(ctx: &Ctx, slug: String, p: CollectionProps) -> Result<Calendar, DavError> {
-    if let Some(comps) = &p.components {
-        if !comps.iter().any(|c| c == "VEVENT") {
-            return Err(DavError::condition(
-                Condition::SupportedCalendarComponent,
-                format!(
-                    "calendars here hold events (VEVENT) only, not {}",
-                    comps.join(", ")
-                ),
-            ));
+    let components = match &p.components {
+        None => None,
+        Some(asked) => {
+            let unknown: Vec<&str> = asked
+                .iter()
+                .map(String::as_str)
+                .filter(|c| !COMPONENTS.contains(c))
+                .collect();
+            if !unknown.is_empty() {
+                return Err(DavError::condition(
+                    Condition::SupportedCalendarComponent,
+                    format!(
+                        "calendars hold {}, not {}",
+                        COMPONENTS.join(", "),
+                        unknown.join(", ")
+                    ),
+                ));
+            }
+            (asked.as_slice() != ["VEVENT"]).then(|| asked.clone())
         }
-    }
+    };
     let name = p
         .displayname
         .filter(|n| !n.is_empty())
@@ -124,6 +139,7 @@ fn new_calendar(ctx: &Ctx, slug: String, p: CollectionProps) -> Result<Calendar,
             .as_deref()
             .and_then(engine::zone_of_calendar_timezone),
         created: now(),
+        components,
     })
 }
 

@@ -22,16 +22,19 @@ use crate::model::appointment::{current_times, Times};
 /// What the store indexes about a valid object.
 #[derive(Debug, Clone)]
 pub struct Analyzed {
+    /// The component type (`VEVENT`, `VTODO`, ...).
+    pub kind: String,
     pub uid: String,
     /// UTC seconds of the series' first start and last end
-    /// (`i64::MAX` when it never ends).
+    /// (`i64::MIN` / `i64::MAX` when open).
     pub start: i64,
     pub end: i64,
     pub recurring: bool,
 }
 
-/// Validates a calendar object resource for a VEVENT-only calendar whose
-/// floating times are in `zone` (an IANA name).
+/// Validates a calendar object resource whose floating times are in
+/// `zone` (an IANA name). Whether the calendar holds its component type
+/// is the caller's check.
 pub fn analyze(cal: &Component, zone: &str) -> Result<Analyzed, DavError> {
     let data = |m: String| DavError::condition(Condition::ValidCalendarData, m);
     let resource = |m: String| DavError::condition(Condition::ValidCalendarObjectResource, m);
@@ -77,32 +80,26 @@ pub fn analyze(cal: &Component, zone: &str) -> Result<Analyzed, DavError> {
             }
             _ => uid = Some(this),
         }
-        if first.name != "VEVENT" {
-            continue;
-        }
         recurring |= c.prop("RRULE").is_some() || c.prop("RDATE").is_some();
-        let (times, _) = current_times(c, zone)
-            .ok_or_else(|| data(format!("VEVENT {this:?} has no readable DTSTART")))?;
+        let Some((times, _)) = current_times(c, zone) else {
+            if c.name == "VEVENT" {
+                return Err(data(format!("VEVENT {this:?} has no readable DTSTART")));
+            }
+            span = Some((i64::MIN, i64::MAX));
+            continue;
+        };
         let (s, e) = times.span();
         span = Some(match span {
             None => (s, e),
             Some((a, b)) => (a.min(s), b.max(e)),
         });
     }
-    if first.name != "VEVENT" {
-        return Err(DavError::condition(
-            Condition::SupportedCalendarComponent,
-            format!(
-                "this calendar holds only VEVENT components, not {}",
-                first.name
-            ),
-        ));
-    }
     let (start, mut end) = span.unwrap_or((i64::MIN, i64::MAX));
     if recurring {
         end = i64::MAX;
     }
     Ok(Analyzed {
+        kind: first.name.clone(),
         uid: uid.unwrap_or_default().to_string(),
         start,
         end,

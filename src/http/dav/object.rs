@@ -165,6 +165,16 @@ pub async fn put(ctx: &Ctx, r: &Resolved, req: Request) -> Result<Response, DavE
     }
     let obj = crate::ics::parse(&bytes).map_err(|e| invalid(format!("not iCalendar: {e}")))?;
     let info = engine::analyze(&obj, ctx.zone(cal))?;
+    if !cal.holds(&info.kind) {
+        return Err(DavError::condition(
+            Condition::SupportedCalendarComponent,
+            format!(
+                "this calendar holds {} only, not {}",
+                cal.component_types().join(", "),
+                info.kind
+            ),
+        ));
+    }
     let current = ctx.db().event(&cal.id, name).map_err(db_error)?;
     let pre = precondition(&headers, current.as_ref())?;
     let w = EventWrite {

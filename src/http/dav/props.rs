@@ -315,7 +315,12 @@ fn calendar_value(
             PropValue::Text(engine::calendar_timezone(v.floating_zone(cal))?)
         }
         (NS_CALDAV, "supported-calendar-component-set") => {
-            PropValue::SupportedCalendarComponentSet(vec!["VEVENT".into()])
+            PropValue::SupportedCalendarComponentSet(
+                cal.component_types()
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            )
         }
         (NS_CALDAV, "supported-calendar-data") => PropValue::SupportedCalendarData,
         (NS_CALDAV, "supported-collation-set") => PropValue::Xml(
@@ -436,6 +441,7 @@ mod tests {
             conflicts: false,
             timezone: None,
             created: 0,
+            components: None,
         }
     }
 

@@ -150,8 +150,14 @@ enum Shape {
     Full(Option<crate::dav::request::TimeRange>),
 }
 
-fn shape(f: &CompFilter) -> Shape {
-    if !f.prop_filters.is_empty() {
+fn shape(f: &CompFilter, cal: &Calendar) -> Shape {
+    if let [c] = f.comp_filters.as_slice() {
+        if !c.is_not_defined && !cal.holds(&c.name) {
+            return Shape::Nothing;
+        }
+    }
+    // The index alone answers only for calendars of events.
+    if !f.prop_filters.is_empty() || cal.component_types() != ["VEVENT"] {
         return Shape::Full(None);
     }
     match f.comp_filters.as_slice() {
@@ -190,7 +196,7 @@ fn calendar_query(
     };
     let db = ctx.db();
     let zone = query_zone(ctx, cal, q);
-    let shape = shape(&q.filter);
+    let shape = shape(&q.filter, cal);
     let candidates: Vec<EventMeta> = match (&shape, only) {
         (Shape::Nothing, _) => Vec::new(),
         (_, Some(name)) => db
