@@ -10,9 +10,26 @@
 //! Layout:
 //! - this file: [`Component`], [`Property`], [`Param`], [`parse`], [`serialize`];
 //! - [`text`]: TEXT escaping and unescaping;
-//! - [`windows_zones`]: the CLDR Windows <-> IANA zone table (generated);
+//! - [`value`]: DATE / DATE-TIME, DURATION, PERIOD, EXDATE / RDATE lists;
+//! - [`tz`]: TZID resolution (IANA, Windows, Outlook, VTIMEZONE) and
+//!   wall-clock <-> UTC;
+//! - [`vtimezone`]: VTIMEZONE generation for IANA zones;
+//! - [`rrule`]: RRULE parsing and bounded iteration;
+//! - [`recur`]: instances of a calendar object (RRULE + RDATE − EXDATE +
+//!   overrides), CalDAV expand and limit-recurrence-set;
+//! - [`object`]: CalDAV calendar object resource validation;
+//! - [`windows_zones`]: the CLDR Windows <-> IANA zone table (generated).
+//!
+//! Invariants: nothing here does I/O or imports tokio, hyper, axum or the
+//! store; no input makes these functions panic or run unbounded.
 
+pub mod object;
+pub mod recur;
+pub mod rrule;
 pub mod text;
+pub mod tz;
+pub mod value;
+pub mod vtimezone;
 pub mod windows_zones;
 
 use std::fmt;
@@ -227,21 +244,24 @@ pub fn parse(input: &[u8]) -> Result<Component, IcsError> {
 
 /// Parse every top-level component of a stream (some exports concatenate
 /// several VCALENDARs).
+///
+/// Lenient where real software is sloppy but the meaning is certain: a BOM,
+/// LF or bare CR line ends, NUL bytes (dropped: RFC 5545 allows none, and
+/// some Exchange exports pad TZIDs with them), blank lines (also inside a
+/// fold, as old Mozilla Calendar wrote), lower-case names, spaces around
+/// names, around `-` inside a name and around parameter values, parameters
+/// without a value, backslash-escaped `;` `,` `:` inside an unquoted
+/// parameter value (Apple's X-APPLE-STRUCTURED-LOCATION). Refused, with the
+/// line number: anything else that is not `NAME[;PARAM=...]:value`,
+/// unbalanced BEGIN/END, properties outside a component, non-UTF-8 input.
+/// Linear in the input; never panics.
 pub fn parse_all(input: &[u8]) -> Result<Vec<Component>, IcsError> {
-    let text = std::str::from_utf8(input).map_err(|e| {
-        IcsError::Invalid(format!(
-            "not UTF-8: invalid byte sequence at offset {}",
-            e.valid_up_to()
-        ))
-    })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = decode(input)?;
+    let lines = physical_lines(&text);
     let mut roots = Vec::new();
     let mut stack: Vec<Component> = Vec::new();
-    for (line_no, line) in unfold(text) {
+    for (line_no, line) in unfold(&lines) {
         let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
         let prop = parse_line(&line, line_no)?;
         match prop.name.as_str() {
             "BEGIN" => {
@@ -276,10 +296,14 @@ pub fn parse_all(input: &[u8]) -> Result<Vec<Component>, IcsError> {
             _ => match stack.last_mut() {
                 Some(c) => c.props.push(prop),
                 None => {
+                    let where_ = match roots.last() {
+                        Some(last) => format!("after END:{}", last.name),
+                        None => "before any BEGIN".to_string(),
+                    };
                     return Err(IcsError::syntax(
                         line_no,
-                        format!("property {} outside of any component", prop.name),
-                    ))
+                        format!("property {} {where_}, outside of any component", prop.name),
+                    ));
                 }
             },
         }
@@ -293,33 +317,84 @@ pub fn parse_all(input: &[u8]) -> Result<Vec<Component>, IcsError> {
     Ok(roots)
 }
 
-/// Split into logical lines (unfolding), with the 1-based number of each
-/// logical line's first physical line. Accepts CRLF, bare LF and bare CR.
-fn unfold(text: &str) -> impl Iterator<Item = (usize, Result<String, IcsError>)> + '_ {
-    let mut physical = text
-        .split('\n')
-        .flat_map(|l| {
-            // A bare CR inside a line is a line break too (old Mac exports).
-            let l = l.strip_suffix('\r').unwrap_or(l);
-            l.split('\r')
-        })
-        .enumerate()
-        .peekable();
+/// The input as text: UTF-8 without BOM and without NUL bytes.
+fn decode(input: &[u8]) -> Result<std::borrow::Cow<'_, str>, IcsError> {
+    use std::borrow::Cow;
+    let input = input.strip_prefix(b"\xef\xbb\xbf").unwrap_or(input);
+    let bytes: Cow<'_, [u8]> = if input.contains(&0) {
+        Cow::Owned(input.iter().copied().filter(|b| *b != 0).collect())
+    } else {
+        Cow::Borrowed(input)
+    };
+    let not_utf8 = |bytes: &[u8], e: std::str::Utf8Error| {
+        let at = e.valid_up_to();
+        let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        IcsError::syntax(
+            line,
+            format!(
+                "not UTF-8 (byte 0x{:02X} at offset {at}); iCalendar text must be UTF-8",
+                bytes[at]
+            ),
+        )
+    };
+    match bytes {
+        Cow::Borrowed(b) => std::str::from_utf8(b)
+            .map(Cow::Borrowed)
+            .map_err(|e| not_utf8(b, e)),
+        Cow::Owned(v) => match std::str::from_utf8(&v) {
+            Ok(_) => Ok(Cow::Owned(String::from_utf8(v).expect("checked"))),
+            Err(e) => Err(not_utf8(&v, e)),
+        },
+    }
+}
+
+/// Physical lines: split on CRLF, LF or a bare CR (old Mac exports).
+fn physical_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::with_capacity(text.len() / 40 + 1);
+    for l in text.split('\n') {
+        let l = l.strip_suffix('\r').unwrap_or(l);
+        lines.extend(l.split('\r'));
+    }
+    lines
+}
+
+fn is_continuation(l: &str) -> bool {
+    l.starts_with([' ', '\t'])
+}
+
+/// Logical lines (unfolded), each with the 1-based number of its first
+/// physical line. Blank lines are skipped, also between a line and its
+/// continuation.
+fn unfold<'a>(
+    lines: &'a [&'a str],
+) -> impl Iterator<Item = (usize, Result<String, IcsError>)> + 'a {
+    let mut i = 0;
     std::iter::from_fn(move || {
-        let (i, first) = physical.next()?;
+        while i < lines.len() && lines[i].trim().is_empty() {
+            i += 1;
+        }
+        let first = *lines.get(i)?;
+        let no = i + 1;
+        i += 1;
         let mut line = first.to_string();
-        while let Some((_, next)) = physical.peek() {
-            if next.starts_with(' ') || next.starts_with('\t') {
-                line.push_str(&next[1..]);
-                physical.next();
-                if line.len() > MAX_LINE {
-                    return Some((i + 1, Err(IcsError::syntax(i + 1, "content line too long"))));
+        loop {
+            let mut j = i;
+            while j < lines.len() && lines[j].is_empty() {
+                j += 1;
+            }
+            match lines.get(j) {
+                Some(next) if is_continuation(next) => {
+                    line.push_str(&next[1..]);
+                    i = j + 1;
+                    if line.len() > MAX_LINE {
+                        i = lines.len();
+                        return Some((no, Err(IcsError::syntax(no, "content line too long"))));
+                    }
                 }
-            } else {
-                break;
+                _ => break,
             }
         }
-        Some((i + 1, Ok(line)))
+        Some((no, Ok(line)))
     })
 }
 
@@ -329,6 +404,26 @@ fn is_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// A property or parameter name with stray spaces removed (`REFRESH -
+/// INTERVAL`), if what is left is a name; spaces inside a word are not
+/// stray, so `Room 4350` stays refused.
+fn clean_name(raw: &str) -> Option<String> {
+    let t = raw.trim();
+    if is_name(t) {
+        return Some(t.to_ascii_uppercase());
+    }
+    let joined = t.split('-').map(str::trim).collect::<Vec<_>>().join("-");
+    is_name(&joined).then(|| joined.to_ascii_uppercase())
+}
+
+fn shown(line: &str) -> String {
+    let mut s: String = line.chars().take(40).collect();
+    if s.len() < line.len() {
+        s.push('…');
+    }
+    s
+}
+
 /// Parse one unfolded content line.
 fn parse_line(line: &str, line_no: usize) -> Result<Property, IcsError> {
     let bytes = line.as_bytes();
@@ -336,61 +431,85 @@ fn parse_line(line: &str, line_no: usize) -> Result<Property, IcsError> {
     while i < bytes.len() && bytes[i] != b';' && bytes[i] != b':' {
         i += 1;
     }
-    let name = line[..i].trim();
-    if !is_name(name) {
-        let shown: String = line.chars().take(40).collect();
+    let Some(name) = clean_name(&line[..i]) else {
         return Err(IcsError::syntax(
             line_no,
-            format!("not a content line (expected NAME:value): {shown:?}"),
+            if i == bytes.len() {
+                format!(
+                    "not a content line (no ':'; a line break inside a value?): {:?}",
+                    shown(line)
+                )
+            } else {
+                format!(
+                    "not a content line (expected NAME:value): {:?}",
+                    shown(line)
+                )
+            },
         ));
-    }
-    let mut prop = Property::new(name, String::new());
+    };
+    let mut prop = Property {
+        name,
+        params: Vec::new(),
+        value: String::new(),
+    };
+    let skip_ws = |i: &mut usize| {
+        while *i < bytes.len() && matches!(bytes[*i], b' ' | b'\t') {
+            *i += 1;
+        }
+    };
     while i < bytes.len() && bytes[i] == b';' {
         i += 1;
         let start = i;
         while i < bytes.len() && bytes[i] != b'=' && bytes[i] != b';' && bytes[i] != b':' {
             i += 1;
         }
-        let pname = line[start..i].trim();
+        let raw_name = &line[start..i];
+        let Some(pname) = clean_name(raw_name) else {
+            return Err(IcsError::syntax(
+                line_no,
+                format!(
+                    "malformed parameter name {:?} in {}",
+                    raw_name.trim(),
+                    prop.name
+                ),
+            ));
+        };
         if i >= bytes.len() || bytes[i] != b'=' {
             // A parameter without a value (e.g. Outlook's bare "ENCODING").
-            if !is_name(pname) {
-                return Err(IcsError::syntax(
-                    line_no,
-                    format!("malformed parameter in {}", prop.name),
-                ));
-            }
             prop.params.push(Param {
-                name: pname.to_ascii_uppercase(),
+                name: pname,
                 values: Vec::new(),
             });
             continue;
         }
-        if !is_name(pname) {
-            return Err(IcsError::syntax(
-                line_no,
-                format!("malformed parameter name {pname:?} in {}", prop.name),
-            ));
-        }
         i += 1; // '='
         let mut values = Vec::new();
         loop {
+            skip_ws(&mut i);
             if i < bytes.len() && bytes[i] == b'"' {
                 let start = i + 1;
                 let Some(len) = line[start..].find('"') else {
                     return Err(IcsError::syntax(
                         line_no,
-                        format!("unterminated quoted parameter {pname}"),
+                        format!(
+                            "unterminated quoted value of parameter {pname} in {}",
+                            prop.name
+                        ),
                     ));
                 };
                 values.push(decode_param(&line[start..start + len]));
                 i = start + len + 1;
+                skip_ws(&mut i);
             } else {
                 let start = i;
                 while i < bytes.len() && !matches!(bytes[i], b',' | b';' | b':') {
+                    // `\;` from writers that TEXT-escape parameter values.
+                    if bytes[i] == b'\\' && matches!(bytes.get(i + 1), Some(b',' | b';' | b':')) {
+                        i += 1;
+                    }
                     i += 1;
                 }
-                values.push(decode_param(&line[start..i]));
+                values.push(decode_param(line[start..i].trim_end_matches([' ', '\t'])));
             }
             if i < bytes.len() && bytes[i] == b',' {
                 i += 1;
@@ -399,23 +518,37 @@ fn parse_line(line: &str, line_no: usize) -> Result<Property, IcsError> {
             break;
         }
         prop.params.push(Param {
-            name: pname.to_ascii_uppercase(),
+            name: pname,
             values,
         });
+    }
+    if i >= bytes.len() && prop.params.is_empty() {
+        return Err(IcsError::syntax(
+            line_no,
+            format!(
+                "not a content line (no ':'; a line break inside a value?): {:?}",
+                shown(line)
+            ),
+        ));
     }
     if i >= bytes.len() || bytes[i] != b':' {
         return Err(IcsError::syntax(
             line_no,
-            format!("{} has no ':' before its value", prop.name),
+            format!(
+                "{} has no ':' before its value: {:?}",
+                prop.name,
+                shown(line)
+            ),
         ));
     }
     prop.value = line[i + 1..].to_string();
     Ok(prop)
 }
 
-/// RFC 6868: `^n` newline, `^'` double quote, `^^` caret.
+/// RFC 6868: `^n` newline, `^'` double quote, `^^` caret. Control
+/// characters other than TAB are dropped (the writer cannot write them).
 fn decode_param(raw: &str) -> String {
-    if !raw.contains('^') {
+    if !raw.contains('^') && !raw.contains(|c: char| c.is_control() && c != '\t') {
         return raw.to_string();
     }
     let mut out = String::with_capacity(raw.len());
@@ -437,7 +570,7 @@ fn decode_param(raw: &str) -> String {
                 }
                 _ => out.push('^'),
             }
-        } else {
+        } else if !c.is_control() || c == '\t' {
             out.push(c);
         }
     }
@@ -445,7 +578,10 @@ fn decode_param(raw: &str) -> String {
 }
 
 fn write_param_value(v: &str, out: &mut String) {
-    let needs_quotes = v.contains([';', ':', ',']);
+    // Quote what an unquoted value cannot hold, and what the lenient
+    // reader would otherwise trim or read as an escape.
+    let needs_quotes =
+        v.contains([';', ':', ',', '\\']) || v.starts_with([' ', '\t']) || v.ends_with([' ', '\t']);
     let encoded: String = if v.contains(['^', '"', '\n', '\r']) {
         let mut s = String::with_capacity(v.len() + 4);
         for c in v.chars() {
@@ -631,6 +767,57 @@ mod tests {
     }
 
     #[test]
+    fn lenient_where_the_meaning_is_certain() {
+        // Mozilla Calendar 0.x: a blank line inside each fold.
+        let moz = "BEGIN:VCALENDAR\nVERSION\n\n :2.0\nBEGIN:VEVENT\nDTSTART\n\n ;VALUE=DATE\n :20031225\nEND:VEVENT\nEND:VCALENDAR\n";
+        let cal = parse(moz.as_bytes()).unwrap();
+        assert_eq!(cal.value("VERSION"), Some("2.0"));
+        let dtstart = cal.children[0].prop("DTSTART").unwrap();
+        assert_eq!(
+            (dtstart.param("VALUE"), dtstart.value.as_str()),
+            (Some("DATE"), "20031225")
+        );
+        // Stray spaces around a name's dashes and a parameter's '='.
+        let p = parse_line("REFRESH - INTERVAL; VALUE = DURATION :PT48H", 1).unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.param("VALUE"), p.value.as_str()),
+            ("REFRESH-INTERVAL", Some("DURATION"), "PT48H")
+        );
+        // Apple escapes ';' inside an unquoted parameter value.
+        let p = parse_line("X-APPLE-STRUCTURED-LOCATION;VALUE=URI;X-TITLE=Hauptstraße 1-5\\; 4041 Linz;X-APPLE-RADIUS=70:geo:48.3,14.2", 1).unwrap();
+        assert_eq!(p.param("X-TITLE"), Some("Hauptstraße 1-5\\; 4041 Linz"));
+        assert_eq!(p.param("X-APPLE-RADIUS"), Some("70"));
+        assert_eq!(p.value, "geo:48.3,14.2");
+        // A NUL-padded TZID (Exchange) reads, and round-trips, without NULs.
+        let nul = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;TZID=Europe/Stockholm\0\0\0:20191121T110000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let cal = parse(nul.as_bytes()).unwrap();
+        assert_eq!(
+            cal.children[0].prop("DTSTART").unwrap().param("TZID"),
+            Some("Europe/Stockholm")
+        );
+        assert_eq!(parse(&serialize(&cal)).unwrap(), cal);
+    }
+
+    #[test]
+    fn parameter_values_survive_the_round_trip() {
+        for value in [
+            " leading",
+            "trailing ",
+            "back\\slash",
+            "a;b",
+            "quote\"d",
+            "",
+            "tab\tin",
+            "ends with \\",
+        ] {
+            let mut c = Component::new("X");
+            c.push(Property::new("X-P", "v").with_param("X-Q", value));
+            let back = parse_all(&c.to_ics()).unwrap();
+            assert_eq!(back[0], c, "{value:?}");
+        }
+    }
+
+    #[test]
     fn refuses_broken_input_with_a_line_number() {
         let check = |input: &str, needle: &str| {
             let err = parse(input.as_bytes()).unwrap_err().to_string();
@@ -645,6 +832,22 @@ mod tests {
             "BEGIN:VCALENDAR\r\nno colon here\r\nEND:VCALENDAR\r\n",
             "line 2",
         );
+        check(
+            "BEGIN:VCALENDAR\r\nLOCATION:Room\r\n4350 B\r\nEND:VCALENDAR\r\n",
+            "line 3: not a content line",
+        );
+        check(
+            "BEGIN:VCALENDAR\r\nORGANIZER;CN=Joe\r\nEND:VCALENDAR\r\n",
+            "ORGANIZER has no ':'",
+        );
+        check(
+            "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\nX-COMMENT:x\r\n",
+            "after END:VCALENDAR",
+        );
+        check(
+            "BEGIN:VCALENDAR\r\nMeeting notes: bring laptop\r\nEND:VCALENDAR\r\n",
+            "line 2: not a content line",
+        );
         check("VERSION:2.0\r\n", "outside of any component");
         check("", "no BEGIN:VCALENDAR");
         check(
@@ -657,5 +860,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("UTF-8"));
+        let latin1 = b"BEGIN:VCALENDAR\r\nSUMMARY:M\xfcller\r\nEND:VCALENDAR\r\n";
+        assert!(parse(latin1)
+            .unwrap_err()
+            .to_string()
+            .starts_with("line 2: not UTF-8 (byte 0xFC"));
     }
 }
