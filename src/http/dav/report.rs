@@ -453,7 +453,7 @@ fn utc_text(t: i64) -> String {
 /// properties need from the store.
 enum Owned {
     Simple(Res<'static>),
-    Calendar(Calendar, u64),
+    Calendar(Box<Calendar>, u64),
 }
 
 fn load(ctx: &Ctx, path: &str) -> Option<Owned> {
@@ -467,7 +467,7 @@ fn load(ctx: &Ctx, path: &str) -> Option<Owned> {
         Place::Calendar { slug } => {
             let cal = ctx.db().calendar_by_slug(&ctx.staff.id, &slug).ok()??;
             let seq = ctx.db().calendar_seq(&cal.id).ok()?.unwrap_or(0);
-            Owned::Calendar(cal, seq)
+            Owned::Calendar(Box::new(cal), seq)
         }
         Place::Object { .. } => return None,
     })
@@ -544,7 +544,7 @@ fn expand_property(ctx: &Ctx, r: &Resolved, e: &ExpandProperty) -> Result<Respon
                 .calendar_seq(&cal.id)
                 .map_err(db_error)?
                 .unwrap_or(0);
-            owned = Owned::Calendar((**cal).clone(), seq);
+            owned = Owned::Calendar(cal.clone(), seq);
             as_res(&owned)
         }
         Target::Object { .. } | Target::NoCalendar { .. } => {
@@ -571,7 +571,7 @@ fn matches_text(value: &str, m: &crate::dav::request::PropertySearch) -> bool {
 }
 
 /// Only the user's own principal is visible, so a search answers it or
-/// nothing.
+/// nothing (a search with no test lists every visible principal: it).
 fn principal_search(ctx: &Ctx, s: &PrincipalPropertySearch) -> Result<Response, DavError> {
     let v = ctx.viewer();
     let staff = &ctx.staff;
@@ -597,12 +597,24 @@ fn principal_search(ctx: &Ctx, s: &PrincipalPropertySearch) -> Result<Response, 
         SearchTest::AnyOf => s.searches.iter().any(test),
     };
     let mut ms = Multistatus::new();
-    if hit && !s.searches.is_empty() {
+    if hit {
+        // No properties named (python-caldav puts them beside an empty
+        // <D:prop>): answer the ones a principal search is for.
+        let wanted = if s.props.is_empty() {
+            vec![
+                names::DISPLAYNAME,
+                names::CALENDAR_HOME_SET,
+                names::PRINCIPAL_URL,
+                names::CALENDAR_USER_ADDRESS_SET,
+            ]
+        } else {
+            s.props.clone()
+        };
         let mut stats = PropStats::new();
         props::collect(
             &v,
             &Res::Principal,
-            &PropFind::Prop(s.props.clone()),
+            &PropFind::Prop(wanted),
             None,
             &mut stats,
         );
