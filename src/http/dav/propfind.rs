@@ -206,7 +206,7 @@ fn apply(cal: &mut Calendar, op: &PropOp) -> Result<(), Refusal> {
         message: m,
     };
     if !settable(name) {
-        let live = props::all_names(&Res::Calendar { cal, seq: 0 }).contains(name);
+        let live = props::is_live(name);
         return Err(Refusal {
             status: 403,
             condition: live.then_some(Condition::CannotModifyProtectedProperty),

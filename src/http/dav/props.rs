@@ -157,6 +157,17 @@ pub fn all_names(res: &Res<'_>) -> Vec<QName> {
     out
 }
 
+/// Whether `name` is a live property of any resource here (PROPPATCH
+/// answers `DAV:cannot-modify-protected-property` for those).
+pub fn is_live(name: &QName) -> bool {
+    COMMON
+        .iter()
+        .chain(&PRINCIPAL)
+        .chain(&CALENDAR)
+        .chain(&OBJECT)
+        .any(|n| n == name)
+}
+
 /// The properties `<D:allprop/>` returns: everything but the expensive or
 /// RFC-excluded ones (calendar-data, sync-token, supported-*-set,
 /// current-user-privilege-set).
