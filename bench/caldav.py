@@ -7,7 +7,7 @@ all day: PROPFIND Depth 1 (etags), calendar-query for one month, multiget of
 Standard library only, so it runs anywhere and against any CalDAV server:
 
   # calbridge: starts a release build on a free port with a fresh store
-  python3 bench/caldav.py --calbridge target/release/calbridge
+  python3 bench/caldav.py --calbridge target/release/calbridge [--restart]
 
   # any other server (Radicale, Xandikos, ...): a calendar collection URL
   python3 bench/caldav.py --url http://127.0.0.1:5232/user/cal/ --user u --password p
@@ -169,41 +169,55 @@ TOKEN = re.compile(rb"<[A-Za-z]*:?sync-token>([^<]*)</")
 HREFS = re.compile(rb"<[A-Za-z]*:?href>([^<]*)</")
 
 
-def start_calbridge(binary, keep):
-    port = free_port()
-    data = tempfile.mkdtemp(prefix="calbridge-bench-")
-    env = dict(os.environ)
-    env.update(
-        CALBRIDGE_ADMIN_TOKEN="bench-admin-token-0123456789",
-        CALBRIDGE_SECRET_KEY="bench-secret-key-0123456789",
-        CALBRIDGE_LOG="warn",
-    )
-    log = open(os.path.join(data, "server.log"), "w")
-    proc = subprocess.Popen(
-        [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data", os.path.join(data, "store")],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/healthz")
-            if c.getresponse().status == 200:
-                break
-        except OSError:
-            time.sleep(0.05)
-    else:
+class Calbridge:
+    """A release calbridge on a free port with a fresh store, provisioned
+    with one staff member and an app password."""
+
+    TOKEN = "bench-admin-token-0123456789"
+
+    def __init__(self, binary, keep):
+        self.binary, self.keep = binary, keep
+        self.port = free_port()
+        self.data = tempfile.mkdtemp(prefix="calbridge-bench-")
+        self.env = dict(os.environ)
+        self.env.update(
+            CALBRIDGE_ADMIN_TOKEN=self.TOKEN,
+            CALBRIDGE_SECRET_KEY="bench-secret-key-0123456789",
+            CALBRIDGE_LOG=os.environ.get("CALBRIDGE_LOG", "warn"),
+        )
+        self.proc = None
+        self.start()
+        company = self.api("/companies", {"name": "Bench", "timezone": "Europe/Berlin"})
+        staff = self.api(f"/companies/{company['id']}/staff", {"name": "Bench", "email": "bench@example.com"})
+        pw = self.api(f"/staff/{staff['id']}/app-passwords", {"label": "bench"})
+        self.url = f"http://127.0.0.1:{self.port}/dav/calendars/{staff['id']}/appointments/"
+        self.user, self.password = pw["username"], pw["password"]
+
+    def start(self):
+        log = open(os.path.join(self.data, "server.log"), "a")
+        self.proc = subprocess.Popen(
+            [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data", os.path.join(self.data, "store")],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(300):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/healthz")
+                if c.getresponse().status == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
         raise SystemExit("calbridge did not start; see " + log.name)
 
-    def api(path, body):
-        c = http.client.HTTPConnection("127.0.0.1", port)
+    def api(self, path, body):
+        c = http.client.HTTPConnection("127.0.0.1", self.port)
         c.request(
             "POST",
             "/api/v1" + path,
             body=json.dumps(body),
-            headers={"Authorization": "Bearer " + env["CALBRIDGE_ADMIN_TOKEN"], "Content-Type": "application/json"},
+            headers={"Authorization": "Bearer " + self.TOKEN, "Content-Type": "application/json"},
         )
         r = c.getresponse()
         out = json.loads(r.read())
@@ -211,18 +225,20 @@ def start_calbridge(binary, keep):
             raise SystemExit(f"POST {path}: {r.status} {out}")
         return out
 
-    company = api("/companies", {"name": "Bench", "timezone": "Europe/Berlin"})
-    staff = api(f"/companies/{company['id']}/staff", {"name": "Bench", "email": "bench@example.com"})
-    pw = api(f"/staff/{staff['id']}/app-passwords", {"label": "bench"})
+    @property
+    def pid(self):
+        return self.proc.pid
 
-    def stop():
-        proc.terminate()
-        proc.wait(timeout=30)
-        if not keep:
-            shutil.rmtree(data, ignore_errors=True)
+    def restart(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.start()
 
-    url = f"{base}/dav/calendars/{staff['id']}/appointments/"
-    return url, pw["username"], pw["password"], proc.pid, stop
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        if not self.keep:
+            shutil.rmtree(self.data, ignore_errors=True)
 
 
 def rss_mb(pid):
@@ -246,12 +262,15 @@ def main():
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep calbridge's store directory")
+    ap.add_argument(
+        "--restart", action="store_true", help="restart calbridge between the load and the reads (RSS of a settled server)"
+    )
     args = ap.parse_args()
 
-    stop = lambda: None
-    pid = None
+    server = None
     if args.calbridge:
-        url, user, password, pid, stop = start_calbridge(args.calbridge, args.keep)
+        server = Calbridge(args.calbridge, args.keep)
+        url, user, password = server.url, server.user, server.password
     elif args.url:
         url, user, password = args.url, args.user, args.password
     else:
@@ -306,6 +325,14 @@ def main():
         results["put_load"] = {"per_second": round(rate, 1), "seconds": round(elapsed, 2)}
         print(f"{'PUT load (' + str(args.clients) + ' clients)':<34} {rate:9.1f} PUT/s  ({len(events)} in {elapsed:.2f} s)")
         report("PUT latency during load", latencies)
+        if server:
+            mb = rss_mb(server.pid)
+            results["rss_mb_after_load"] = round(mb, 1)
+            print(f"{'server RSS after the load':<34} {mb:9.1f} MB")
+            if args.restart:
+                # Reads measured on a fresh process: what a server that has
+                # not just absorbed a write burst holds.
+                server.restart()
 
         conn = Conn(url, user, password)
 
@@ -377,13 +404,13 @@ def main():
         report("sync-collection after 1 change", sync_times)
         report("single PUT (update) at size", put_times)
 
-        if pid:
-            mb = rss_mb(pid)
-            if mb is not None:
-                results["rss_mb"] = round(mb, 1)
-                print(f"{'server RSS':<34} {mb:9.1f} MB")
+        if server:
+            mb = rss_mb(server.pid)
+            results["rss_mb_end"] = round(mb, 1)
+            print(f"{'server RSS at the end':<34} {mb:9.1f} MB")
     finally:
-        stop()
+        if server:
+            server.stop()
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -89,44 +89,51 @@ fn open_end() -> DateTime<Utc> {
 
 /// Time-range answers for one calendar object, for
 /// [`crate::dav::filter::matches`]. Instances are expanded once per range
-/// and reused for every component the filter asks about.
-pub struct TimeTest {
-    zones: Zones,
+/// and reused for every component the filter asks about; the object's
+/// VTIMEZONEs are read only if a property value needs them.
+pub struct TimeTest<'c> {
+    cal: &'c Component,
+    zones: std::cell::OnceCell<Zones>,
     opts: ExpandOptions,
     cache: RefCell<Option<(TimeRange, Vec<Instance>)>>,
 }
 
-impl TimeTest {
-    pub fn new(cal: &Component, zone_name: &str) -> TimeTest {
+impl<'c> TimeTest<'c> {
+    pub fn new(cal: &'c Component, zone_name: &str) -> TimeTest<'c> {
         TimeTest {
-            zones: Zones::from_calendar(cal),
+            cal,
+            zones: std::cell::OnceCell::new(),
             opts: options(zone_name, FILTER_MAX_INSTANCES),
             cache: RefCell::new(None),
         }
     }
 
-    /// The instances of `cal` in `[lo, hi)`, cached for `key`.
-    fn instances(
+    /// `f` over the instances of `cal` in `[lo, hi)`, expanded once for
+    /// `key`.
+    fn with_instances<R>(
         &self,
         cal: &Component,
         key: &TimeRange,
         lo: DateTime<Utc>,
         hi: DateTime<Utc>,
-    ) -> Vec<Instance> {
-        if let Some((k, v)) = &*self.cache.borrow() {
-            if k == key {
-                return v.clone();
-            }
+        f: impl FnOnce(&[Instance]) -> R,
+    ) -> R {
+        let mut cache = self.cache.borrow_mut();
+        if cache.as_ref().is_none_or(|(k, _)| k != key) {
+            let found = recur::instances(cal, lo, hi, &self.opts).unwrap_or_default();
+            *cache = Some((*key, found));
         }
-        let found = recur::instances(cal, lo, hi, &self.opts).unwrap_or_default();
-        *self.cache.borrow_mut() = Some((*key, found.clone()));
-        found
+        f(cache
+            .as_ref()
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or_default())
     }
 
     fn value_utc(&self, p: &Property) -> Option<DateTime<Utc>> {
+        let zones = self.zones.get_or_init(|| Zones::from_calendar(self.cal));
         DateTimeValue::from_property(p)
             .ok()
-            .map(|v| v.to_utc(&self.zones, &self.opts.floating))
+            .map(|v| v.to_utc(zones, &self.opts.floating))
     }
 
     /// RFC 4791 §9.9 for a VTODO instance starting at `s` and ending at
@@ -213,14 +220,15 @@ impl TimeTest {
             start: Some(lo - reach),
             end: Some(hi + reach),
         };
-        self.instances(cal, &key, lo - reach, hi + reach)
-            .iter()
-            .filter(|i| i.component == parent)
-            .any(|i| in_range(if from_end { i.end } else { i.start } + offset))
+        self.with_instances(cal, &key, lo - reach, hi + reach, |all| {
+            all.iter()
+                .filter(|i| i.component == parent)
+                .any(|i| in_range(if from_end { i.end } else { i.start } + offset))
+        })
     }
 }
 
-impl TimeRangeTest for TimeTest {
+impl TimeRangeTest for TimeTest<'_> {
     fn component_overlaps(&self, cal: &Component, path: &[usize], range: &TimeRange) -> bool {
         let Some((&top, rest)) = path.split_first() else {
             return false;
@@ -241,16 +249,18 @@ impl TimeRangeTest for TimeTest {
         if c.name == "VTODO" {
             // A due-only task's instance sits at DUE, which RFC 4791 counts
             // when the range ends on it: look a second further.
-            let all = self.instances(cal, range, lo, hi + Duration::seconds(1));
-            let own: Vec<&Instance> = all.iter().filter(|i| i.component == top).collect();
-            if own.is_empty() {
-                return self.todo_overlaps(c, None, range);
-            }
-            return own.iter().any(|i| self.todo_overlaps(c, Some(i), range));
+            return self.with_instances(cal, range, lo, hi + Duration::seconds(1), |all| {
+                let mut own = all.iter().filter(|i| i.component == top).peekable();
+                if own.peek().is_none() {
+                    return self.todo_overlaps(c, None, range);
+                }
+                own.any(|i| self.todo_overlaps(c, Some(i), range))
+            });
         }
-        self.instances(cal, range, lo, hi)
-            .iter()
-            .any(|i| i.component == top && range.overlaps(i.start, i.end))
+        self.with_instances(cal, range, lo, hi, |all| {
+            all.iter()
+                .any(|i| i.component == top && range.overlaps(i.start, i.end))
+        })
     }
 
     fn property_overlaps(&self, prop: &Property, range: &TimeRange) -> bool {

@@ -35,7 +35,7 @@ pub fn respond(
     href: &str,
     res: &Res<'_>,
     req: &PropFind,
-    calendar_data: Option<&str>,
+    calendar_data: Option<String>,
 ) {
     if let PropFind::PropName = req {
         ms.propname_response(href, &props::all_names(res));
@@ -132,7 +132,7 @@ pub async fn propfind(ctx: &Ctx, r: &Resolved, req: Request) -> Result<Response,
                 meta: &meta,
                 body: body.as_deref(),
             };
-            respond(&mut ms, &v, &r.path, &res, &pf, data.as_deref());
+            respond(&mut ms, &v, &r.path, &res, &pf, data);
         }
     }
     Ok(multistatus(ms.finish(), minimal))
@@ -159,7 +159,7 @@ fn members(
             _ => None,
         };
         let res = Res::Object { cal, meta, body };
-        respond(ms, &v, &href, &res, pf, data.as_deref());
+        respond(ms, &v, &href, &res, pf, data);
         Ok::<(), DavError>(())
     };
     if props::needs_body(pf) {

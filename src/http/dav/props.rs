@@ -352,14 +352,15 @@ pub fn collect(
     v: &Viewer<'_>,
     res: &Res<'_>,
     req: &PropFind,
-    calendar_data: Option<&str>,
+    calendar_data: Option<String>,
     stats: &mut PropStats,
 ) {
-    let one = |name: &QName, stats: &mut PropStats| {
+    let mut calendar_data = calendar_data;
+    let mut one = |name: &QName, stats: &mut PropStats| {
         if *name == names::CALENDAR_DATA {
-            match (res, calendar_data) {
+            match (res, calendar_data.take()) {
                 (Res::Object { .. }, Some(data)) => {
-                    stats.found(name.clone(), PropValue::CalendarData(data.to_string()))
+                    stats.found(name.clone(), PropValue::CalendarData(data))
                 }
                 _ => stats.not_found(name.clone()),
             }
@@ -409,7 +410,10 @@ pub fn calendar_data(
     let plain = request
         .is_none_or(|r| r.comp.is_none() && r.expand.is_none() && r.limit_recurrence_set.is_none());
     if plain {
-        return Ok(String::from_utf8_lossy(body).into_owned());
+        return Ok(match std::str::from_utf8(body) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(body).into_owned(),
+        });
     }
     let request = request.expect("checked above");
     let zone = v.floating_zone(cal);

@@ -105,7 +105,7 @@ impl<'a> ObjectAnswers<'a> {
             meta,
             body,
         };
-        respond(ms, &self.v, href, &res, self.props, data.as_deref());
+        respond(ms, &self.v, href, &res, self.props, data);
         Ok(())
     }
 
