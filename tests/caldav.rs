@@ -2256,3 +2256,119 @@ async fn corpus_objects_round_trip_through_put_and_get() {
         "corpus {dir}: {read} files, {stored} objects stored and read back, {refused_by_ics} refused by the ics module, {other_kinds} of other component types"
     );
 }
+
+#[tokio::test]
+async fn copy_and_move_between_names_and_calendars() {
+    let (srv, u) = setup().await;
+    let cal = u.cal("appointments");
+    let work = u.cal("work");
+    assert_eq!(
+        dav(&srv, &u, "MKCALENDAR", &work, &[], "").await.status,
+        201
+    );
+    let body = event("mv", "20260302T090000Z", "20260302T100000Z", "Move me");
+    put(&srv, &u, &format!("{cal}a.ics"), &body, &[]).await;
+    let dest = |path: &str| srv.url(path);
+
+    // Rename inside one calendar.
+    let r = dav(
+        &srv,
+        &u,
+        "MOVE",
+        &format!("{cal}a.ics"),
+        &[("Destination", &dest(&format!("{cal}b.ics")))],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        dav(&srv, &u, "GET", &format!("{cal}a.ics"), &[], "")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        dav(&srv, &u, "GET", &format!("{cal}b.ics"), &[], "")
+            .await
+            .body,
+        body
+    );
+
+    // A copy in the same calendar would repeat the UID.
+    let r = dav(
+        &srv,
+        &u,
+        "COPY",
+        &format!("{cal}b.ics"),
+        &[("Destination", &dest(&format!("{cal}c.ics")))],
+        "",
+    )
+    .await;
+    assert_eq!(condition(&r), caldav("no-uid-conflict"));
+
+    // Copy to another calendar, then move there over it (Overwrite: F refuses).
+    let r = dav(
+        &srv,
+        &u,
+        "COPY",
+        &format!("{cal}b.ics"),
+        &[("Destination", &dest(&format!("{work}b.ics")))],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let r = dav(
+        &srv,
+        &u,
+        "MOVE",
+        &format!("{cal}b.ics"),
+        &[
+            ("Destination", &dest(&format!("{work}b.ics"))),
+            ("Overwrite", "F"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 412);
+    let r = dav(
+        &srv,
+        &u,
+        "MOVE",
+        &format!("{cal}b.ics"),
+        &[("Destination", &dest(&format!("{work}b.ics")))],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert!(members(&srv, &u, &cal).await.is_empty());
+    assert_eq!(
+        members(&srv, &u, &work).await,
+        BTreeSet::from([format!("{work}b.ics")])
+    );
+
+    // Destinations outside your home or outside a calendar.
+    let other = "/dav/calendars/stf_someoneelse123/appointments/x.ics";
+    let r = dav(
+        &srv,
+        &u,
+        "MOVE",
+        &format!("{work}b.ics"),
+        &[("Destination", &dest(other))],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let r = dav(
+        &srv,
+        &u,
+        "MOVE",
+        &format!("{work}b.ics"),
+        &[("Destination", &dest(&u.home()))],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 409);
+    let r = dav(&srv, &u, "MOVE", &format!("{work}b.ics"), &[], "").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(members(&srv, &u, &work).await.len(), 1);
+}

@@ -11,7 +11,8 @@
 //! - [`engine`]: the calls into the iCalendar engine (validation,
 //!   recurrence-aware time ranges, expand, busy time);
 //! - [`propfind`]: PROPFIND and PROPPATCH;
-//! - [`object`]: GET, HEAD, PUT, DELETE of calendar objects;
+//! - [`object`]: GET, HEAD, PUT, DELETE, COPY and MOVE of calendar
+//!   objects;
 //! - [`collection`]: MKCALENDAR, extended MKCOL and DELETE of calendars;
 //! - [`report`]: calendar-query, calendar-multiget, sync-collection,
 //!   free-busy-query, expand-property and the principal searches.
@@ -60,7 +61,7 @@ pub const DAV_CLASSES: &str = "1, 3, calendar-access, extended-mkcol";
 
 /// The methods served under `/dav/`.
 pub const ALLOW: &str =
-    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCALENDAR, MKCOL";
+    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCALENDAR, MKCOL, COPY, MOVE";
 
 /// The CalDAV routes: `/.well-known/caldav` and everything under `/dav`.
 pub fn router() -> Router<App> {
@@ -361,6 +362,8 @@ async fn dispatch(ctx: &Ctx, req: Request) -> Result<Response, DavError> {
         },
         "MKCALENDAR" => collection::make(ctx, &resolved, req, true).await,
         "MKCOL" => collection::make(ctx, &resolved, req, false).await,
+        "COPY" => object::copy_or_move(ctx, &resolved, req, false).await,
+        "MOVE" => object::copy_or_move(ctx, &resolved, req, true).await,
         _ => Err(DavError::new(
             405,
             format!("{method} is not supported here; allowed: {ALLOW}"),

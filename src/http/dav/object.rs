@@ -1,5 +1,5 @@
-//! Calendar object resources: GET, HEAD, PUT and DELETE with strong
-//! ETags, `If-Match` / `If-None-Match`, and the CalDAV PUT preconditions
+//! Calendar object resources: GET, HEAD, PUT, DELETE, COPY and MOVE with
+//! strong ETags, `If-Match` / `If-None-Match`, and the CalDAV PUT preconditions
 //! (RFC 4791 §5.3.2.1).
 //!
 //! Owns: turning a request body into a stored object (parse, validate,
@@ -233,6 +233,166 @@ pub async fn delete(ctx: &Ctx, r: &Resolved, req: Request) -> Result<Response, D
         .map_err(db_error)?;
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
+        .body(Body::empty())
+        .expect("valid response"))
+}
+
+/// The `Destination` of a COPY or MOVE, resolved in the user's home; it
+/// must name an object in a calendar that exists.
+fn destination(ctx: &Ctx, headers: &HeaderMap) -> Result<Resolved, DavError> {
+    let raw = header_text(headers, "destination")
+        .ok_or_else(|| DavError::bad_request("COPY and MOVE need a Destination header"))?;
+    let decoded = crate::dav::href::decode(&raw)?;
+    let located =
+        super::path::from_decoded(&decoded, &ctx.prefix, &ctx.staff).map_err(super::path_error)?;
+    let resolved = super::resolve(ctx, located)?;
+    match resolved.target {
+        Target::Object { .. } => Ok(resolved),
+        Target::Calendar(_) | Target::NoCalendar { .. } => Err(DavError::new(
+            409,
+            "the Destination names a collection; COPY and MOVE take objects to <calendar>/<name>.ics",
+        )),
+        _ => Err(location_not_ok()),
+    }
+}
+
+/// COPY and MOVE of a calendar object to another name or calendar of the
+/// same home (Apple Calendar moves events between calendars this way).
+/// Within one calendar a MOVE is one atomic batch; across calendars the
+/// copy is written before the original is removed, so a crash in between
+/// leaves two copies, never none.
+pub async fn copy_or_move(
+    ctx: &Ctx,
+    r: &Resolved,
+    req: Request,
+    is_move: bool,
+) -> Result<Response, DavError> {
+    use crate::store::db::{EventOp, OpOutcome};
+    let Target::Object { cal, name } = &r.target else {
+        return Err(DavError::new(
+            403,
+            "only calendar objects can be copied or moved",
+        ));
+    };
+    let headers = req.headers();
+    let db = ctx.db();
+    let meta = db
+        .event(&cal.id, name)
+        .map_err(db_error)?
+        .ok_or_else(not_found)?;
+    let body = db
+        .event_body(&cal.id, name)
+        .map_err(db_error)?
+        .ok_or_else(not_found)?;
+    let dest = destination(ctx, headers)?;
+    let Target::Object {
+        cal: dest_cal,
+        name: dest_name,
+    } = &dest.target
+    else {
+        unreachable!("destination() returns objects only");
+    };
+    if dest_cal.id == cal.id && dest_name == name {
+        return Err(DavError::new(403, "the Destination is the resource itself"));
+    }
+    if is_move && !cal.writable() {
+        return Err(read_only(r.parent_path(), names::UNBIND));
+    }
+    if !dest_cal.writable() {
+        return Err(read_only(&dest.path, names::WRITE_CONTENT));
+    }
+    let obj = crate::ics::parse(&body)
+        .map_err(|e| DavError::new(500, format!("a stored object cannot be read: {e}")))?;
+    let info = engine::analyze(&obj, ctx.zone(dest_cal))?;
+    if !dest_cal.holds(&info.kind) {
+        return Err(DavError::condition(
+            Condition::SupportedCalendarComponent,
+            format!("the destination calendar does not hold {}", info.kind),
+        ));
+    }
+    let overwrite =
+        !header_text(headers, "overwrite").is_some_and(|v| v.trim().eq_ignore_ascii_case("F"));
+    let existing = db.event(&dest_cal.id, dest_name).map_err(db_error)?;
+    let pre = match &existing {
+        Some(_) if !overwrite => return Err(precondition_failed()),
+        Some(m) => Precondition::IfMatch(m.etag.clone()),
+        None => Precondition::IfAbsent,
+    };
+    let write = EventWrite {
+        calendar: dest_cal.id.clone(),
+        href: dest_name.clone(),
+        uid: info.uid,
+        start: info.start,
+        end: info.end,
+        recurring: info.recurring,
+        body,
+        // A rename inside one calendar keeps the event's identity (its id
+        // and the remote copy it mirrors); a copy elsewhere is a new event.
+        remote: (is_move && dest_cal.id == cal.id)
+            .then(|| meta.remote.clone())
+            .flatten(),
+        id: (is_move && dest_cal.id == cal.id).then(|| meta.id.clone()),
+        last_modified: Some(meta.last_modified),
+    };
+    let conflict = |e: DbError| match e {
+        DbError::UidConflict { uid, href } => DavError::condition(
+            Condition::NoUidConflict {
+                href: format!("{}{href}", dest.parent_path()),
+            },
+            format!("UID {uid:?} is already used in the destination calendar"),
+        ),
+        other => db_error(other),
+    };
+    let (src_cal, src_name, src_etag) = (cal.id.clone(), name.clone(), meta.etag.clone());
+    if is_move && dest_cal.id == cal.id {
+        // One batch: the original goes first so its UID is free for the
+        // new name. Ops fail one by one, so should the put fail (a
+        // concurrent change of the destination), the original is put back.
+        let restore = EventWrite {
+            href: src_name.clone(),
+            ..write.clone()
+        };
+        let ops = vec![
+            EventOp::Delete(src_name, Precondition::IfMatch(src_etag)),
+            EventOp::Put(write, pre),
+        ];
+        let outcomes = ctx
+            .write(move |db| {
+                let out = db.apply_events(&src_cal, ops, |_: &OpOutcome| Batch::new())?;
+                if let [Ok(_), Err(_)] = out.as_slice() {
+                    db.put_event(restore, &Precondition::IfAbsent, |_, _| Batch::new())?;
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(db_error)?;
+        for o in outcomes {
+            o.map_err(conflict)?;
+        }
+    } else {
+        ctx.write(move |db| db.put_event(write, &pre, |_, _| Batch::new()))
+            .await
+            .map_err(conflict)?;
+        if is_move {
+            ctx.write(move |db| {
+                db.delete_event(
+                    &src_cal,
+                    &src_name,
+                    &Precondition::IfMatch(src_etag),
+                    |_| Batch::new(),
+                )
+            })
+            .await
+            .map_err(db_error)?;
+        }
+    }
+    let status = if existing.is_some() {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(Response::builder()
+        .status(status)
         .body(Body::empty())
         .expect("valid response"))
 }
