@@ -2,10 +2,13 @@
 //! and (in the submodules) values, time zones and recurrence.
 //!
 //! Everything here is pure: no I/O, no tokio, no store. Parsing keeps every
-//! property, parameter and value exactly as written (only the folding and the
-//! letter case of names are normalised), so `serialize(parse(x))` parses back
-//! to the same tree. Values stay in their escaped wire form; [`text`] decodes
-//! TEXT values on demand.
+//! component, property, parameter and value in order and as written; only
+//! what carries no meaning is normalised (folding, line ends, the letter
+//! case of names, stray spaces around names and parameter values, NUL and
+//! other control bytes that no value may hold), so `serialize(parse(x))`
+//! parses back to the same tree. Values stay in their escaped wire form;
+//! [`text`] decodes TEXT values on demand. Keep the raw bytes where they
+//! matter (ETags): the serializer re-folds and quotes as RFC 5545 says.
 //!
 //! Layout:
 //! - this file: [`Component`], [`Property`], [`Param`], [`parse`], [`serialize`];
@@ -865,5 +868,109 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("line 2: not UTF-8 (byte 0xFC"));
+    }
+
+    /// Property-test cases: `PROPTEST_CASES` when set (for long runs), else `n`.
+    pub(crate) fn cases(n: u32) -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(n)
+    }
+
+    /// Lines an iCalendar mutator draws from: valid, sloppy and broken.
+    const FRAGMENTS: &[&str] = &[
+        "BEGIN:VCALENDAR",
+        "END:VCALENDAR",
+        "BEGIN:VEVENT",
+        "END:VEVENT",
+        "BEGIN:VALARM",
+        "END:VALARM",
+        "VERSION:2.0",
+        "UID:x@y",
+        "DTSTART;TZID=Europe/Berlin:20240101T090000",
+        "SUMMARY:a\\, b",
+        "ATTENDEE;CN=\"Doe; J\";ROLE=CHAIR:mailto:j@x",
+        " folded tail",
+        "\tTAB fold",
+        "",
+        "x-lower;p=1:v",
+        "NAME",
+        "A;B",
+        "A;B=\"open:",
+        "A;=x:y",
+        ";:",
+        ":",
+        "REFRESH - INTERVAL;VALUE = DURATION:PT1H",
+        "X-Q;X-T=a\\;b:c",
+        "\u{0}",
+        "é:ü",
+        "RRULE:FREQ=SECONDLY",
+        "END:X",
+        "BEGIN:",
+        "A;B=^n^'^^:v",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(cases(2000)))]
+
+        /// Any bytes: never a panic; what is accepted round-trips.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            if let Ok(roots) = parse_all(&bytes) {
+                let out: Vec<u8> = roots.iter().flat_map(serialize).collect();
+                proptest::prop_assert_eq!(parse_all(&out).unwrap(), roots);
+            }
+        }
+
+        /// Mixed valid, sloppy and broken lines with any line ends: accepted
+        /// input round-trips, refused input says why.
+        #[test]
+        fn mutated_calendars_round_trip_or_are_refused(
+            picks in proptest::collection::vec((0..FRAGMENTS.len(), 0..3usize), 0..40)
+        ) {
+            let mut text = String::new();
+            for (i, eol) in picks {
+                text.push_str(FRAGMENTS[i]);
+                text.push_str(["\r\n", "\n", "\r"][eol]);
+            }
+            match parse_all(text.as_bytes()) {
+                Ok(roots) => {
+                    let out: Vec<u8> = roots.iter().flat_map(serialize).collect();
+                    proptest::prop_assert_eq!(parse_all(&out).unwrap(), roots);
+                }
+                Err(e) => proptest::prop_assert!(!e.to_string().trim().is_empty()),
+            }
+        }
+    }
+
+    #[test]
+    fn big_inputs_parse_in_linear_time() {
+        use std::time::Instant;
+        // One 1 MB folded value, 100k parameters, 100k properties.
+        let long = format!(
+            "BEGIN:X\r\nDESCRIPTION:{}\r\nEND:X\r\n",
+            "abcdefghi\r\n ".repeat(100_000)
+        );
+        let params = format!(
+            "BEGIN:X\r\nX-P{}:v\r\nEND:X\r\n",
+            ";A=\"q\"".repeat(100_000)
+        );
+        let props = format!("BEGIN:X\r\n{}END:X\r\n", "SUMMARY:s\r\n".repeat(100_000));
+        for input in [long, params, props] {
+            let start = Instant::now();
+            let c = parse(input.as_bytes()).unwrap();
+            serialize(&c);
+            assert!(start.elapsed().as_secs() < 5, "took {:?}", start.elapsed());
+        }
+        // Past the line limit: refused, not slow.
+        let huge = format!(
+            "BEGIN:X\r\nD:{}\r\nEND:X\r\n",
+            "0123456789\r\n ".repeat(MAX_LINE / 10 + 10)
+        );
+        assert!(parse(huge.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("too long"));
     }
 }

@@ -13,7 +13,7 @@ use super::recur::{series_span, ExpandOptions};
 use super::rrule::RRule;
 use super::tz::Zones;
 use super::value::{clean_tzid, date_list, rdate_list, DateTimeValue, IcsDuration};
-use super::{Component, Property};
+use super::Component;
 
 /// The kind of the components of an object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -132,17 +132,8 @@ fn has_alarm(c: &Component) -> bool {
 /// Check the typed values a server interprets, naming the component and
 /// the property on failure.
 fn check_values(c: &Component, uid: &str) -> Result<(), ObjectError> {
-    let fail = |p: &Property, e: String| {
-        ObjectError::InvalidData(format!(
-            "{} {uid:?}: {}",
-            c.name,
-            if e.starts_with(&p.name) {
-                e
-            } else {
-                format!("{}: {e}", p.name)
-            }
-        ))
-    };
+    // Value errors already start with the property name.
+    let fail = |e: String| ObjectError::InvalidData(format!("{} {uid:?}: {e}", c.name));
     if c.name == "VEVENT" && c.prop("DTSTART").is_none() {
         return Err(ObjectError::InvalidData(format!(
             "VEVENT {uid:?} has no DTSTART"
@@ -151,19 +142,19 @@ fn check_values(c: &Component, uid: &str) -> Result<(), ObjectError> {
     for p in &c.props {
         match p.name.as_str() {
             "DTSTART" | "DTEND" | "DUE" | "RECURRENCE-ID" => {
-                DateTimeValue::from_property(p).map_err(|e| fail(p, e.to_string()))?;
+                DateTimeValue::from_property(p).map_err(|e| fail(e.to_string()))?;
             }
             "DURATION" => {
-                IcsDuration::parse(&p.value).map_err(|e| fail(p, e.to_string()))?;
+                IcsDuration::parse(&p.value).map_err(|e| fail(e.to_string()))?;
             }
             "RRULE" | "EXRULE" => {
-                RRule::parse(&p.value).map_err(|e| fail(p, e.to_string()))?;
+                RRule::parse(&p.value).map_err(|e| fail(e.to_string()))?;
             }
             "RDATE" => {
-                rdate_list(p).map_err(|e| fail(p, e.to_string()))?;
+                rdate_list(p).map_err(|e| fail(e.to_string()))?;
             }
             "EXDATE" => {
-                date_list(p).map_err(|e| fail(p, e.to_string()))?;
+                date_list(p).map_err(|e| fail(e.to_string()))?;
             }
             _ => {}
         }

@@ -23,7 +23,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
 use super::rrule::{RRule, RRuleIter};
 use super::tz::{Zone, Zones};
@@ -184,7 +184,7 @@ fn overlaps(
 }
 
 /// A RECURRENCE-ID (or an instance's would-be one) reduced to what is
-/// compared: the instant, and the date as written.
+/// compared: the instant of a date-time, the date of a DATE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum RidKey {
     At(i64),
@@ -369,7 +369,12 @@ impl Master {
         let start = self.dtstart.local();
         let mut rule = rule.clone();
         if let Some(c) = rule.count {
-            if rule.iter(start).next() != Some(start) {
+            let first = rule.iter(start).next();
+            let synced = match first {
+                Some(f) if self.is_all_day() => f.date() == start.date(),
+                other => other == Some(start),
+            };
+            if !synced {
                 rule.count = Some(c.saturating_sub(1));
             }
         }
@@ -536,12 +541,20 @@ fn expand_master(
     // overlaps take the first), so no candidate before local_lo can start
     // after cand_lo; past the end, a repeated hour can put a later
     // wall-clock time at an earlier instant, hence the 3 hours.
-    let shift = Duration::seconds(index.max_shift(overrides));
-    let (cand_lo, cand_hi) = (lo - Duration::seconds(m.length.bound()) - shift, hi + shift);
-    let (local_lo, local_hi) = (
-        m.zone.from_utc(cand_lo),
-        m.zone.from_utc(cand_hi) + Duration::hours(3),
-    );
+    let shift = index.max_shift(overrides);
+    // Saturating: a caller may ask for everything (MIN_UTC..MAX_UTC).
+    let cand_lo = lo
+        .checked_sub_signed(Duration::seconds(m.length.bound().saturating_add(shift)))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let cand_hi = hi
+        .checked_add_signed(Duration::seconds(shift))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let local_lo = m.zone.from_utc(cand_lo);
+    let local_hi = m
+        .zone
+        .from_utc(cand_hi)
+        .checked_add_signed(Duration::hours(3))
+        .unwrap_or(NaiveDateTime::MAX);
     let mut excluded = Exclusions::default();
     for v in &m.exdates {
         match v {
@@ -575,6 +588,13 @@ fn expand_master(
                     given_utc: Option<DateTime<Utc>>,
                     given_end: Option<DateTime<Utc>>|
      -> bool {
+        // An all-day instance is a date, whatever time a rule's BYHOUR or
+        // a date-time RDATE gave it.
+        let (local, given_utc) = if m.is_all_day() {
+            (local.date().and_time(NaiveTime::MIN), None)
+        } else {
+            (local, given_utc)
+        };
         let start = given_utc.unwrap_or_else(|| m.zone.to_utc(local));
         if start < cand_lo || start > cand_hi {
             return false;
@@ -625,12 +645,7 @@ fn expand_master(
     for r in &m.rdates {
         match r {
             RDate::At(v) => {
-                let utc = if v.is_date() && !m.is_all_day() {
-                    floating.to_utc(v.local())
-                } else {
-                    v.to_utc(zones, floating)
-                };
-                emit(v.local(), Some(utc), None);
+                emit(v.local(), Some(v.to_utc(zones, floating)), None);
             }
             RDate::Period(p) => {
                 let (s, e) = p.to_utc(zones, floating);
@@ -703,7 +718,7 @@ pub fn series_span(cal: &Component, opts: &ExpandOptions) -> Result<(i64, i64), 
         for &i in &g.overrides {
             let o = read_override(cal, i, master.as_ref().map(|m| m.length), &zones, floating)?;
             if o.this_and_future {
-                max_shift = max_shift.max((o.start - o.rid_utc).num_seconds());
+                max_shift = max_shift.max((o.start - o.rid_utc).num_seconds().abs());
             }
             if !o.cancelled {
                 widen(o.start.timestamp(), o.end.timestamp());
@@ -743,10 +758,11 @@ pub fn series_span(cal: &Component, opts: &ExpandOptions) -> Result<(i64, i64), 
             };
             last = last.max(end);
         }
+        // THISANDFUTURE moves later instances by up to max_shift either way.
         if last != i64::MAX {
-            last = last.saturating_add(max_shift.max(0));
+            last = last.saturating_add(max_shift);
         }
-        widen(first, last);
+        widen(first.saturating_sub(max_shift), last);
     }
     if span.is_none() && cal.children.iter().any(is_recurring_kind) {
         // Only components without any date (an unscheduled VTODO).

@@ -85,7 +85,7 @@ impl fmt::Display for WeekdayNum {
     }
 }
 
-fn weekday_code(w: Weekday) -> &'static str {
+pub(crate) fn weekday_code(w: Weekday) -> &'static str {
     match w {
         Weekday::Mon => "MO",
         Weekday::Tue => "TU",
@@ -260,11 +260,6 @@ impl RRule {
             DateTimeValue::Date(d) => d.and_hms_opt(23, 59, 59).expect("valid time"),
             other => other.local(),
         })
-    }
-
-    /// True when the rule has neither COUNT nor UNTIL.
-    pub fn is_unbounded(&self) -> bool {
-        self.count.is_none() && self.until.is_none()
     }
 }
 

@@ -355,12 +355,6 @@ impl Zones {
             .and_then(|(secs, _)| fixed_offset_zone(secs))
             .map(Zone::Iana)
     }
-
-    /// The VTIMEZONE definition with this TZID, if the calendar has one.
-    pub fn custom(&self, tzid: &str) -> Option<Arc<CustomZone>> {
-        let clean = clean_tzid(tzid);
-        self.custom.iter().find(|c| c.tzid == clean).cloned()
-    }
 }
 
 /// Windows zone name -> IANA zone (CLDR, territory 001).

@@ -163,13 +163,6 @@ pub fn clean_tzid(raw: &str) -> String {
         .to_string()
 }
 
-/// `YYYYMMDD`.
-pub fn format_date(d: NaiveDate) -> String {
-    let mut s = String::with_capacity(8);
-    push_date(&mut s, d);
-    s
-}
-
 /// `YYYYMMDDTHHMMSSZ` for a UTC instant.
 pub fn format_utc(t: DateTime<Utc>) -> String {
     DateTimeValue::Utc(t.naive_utc()).format_value()
@@ -675,6 +668,11 @@ mod tests {
             );
         }
         assert_eq!(IcsDuration::from_seconds(-90061).to_string(), "-P1DT1H1M1S");
+        let d = IcsDuration::parse("P1DT2H").unwrap();
+        assert_eq!(
+            d.add_to(dt("2024-03-30 23:00:00")),
+            dt("2024-04-01 01:00:00")
+        );
     }
 
     #[test]

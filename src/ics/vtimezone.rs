@@ -11,7 +11,7 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::{OffsetComponents, OffsetName, Tz};
 
-use super::rrule::days_in_month;
+use super::rrule::{days_in_month, weekday_code};
 use super::tz::{format_utc_offset, resolve_name};
 use super::value::{format_utc, DateTimeValue};
 use super::{Component, Property};
@@ -135,10 +135,6 @@ fn observance(first: &Transition) -> Component {
         DateTimeValue::Floating(first.local()).format_value(),
     ));
     c
-}
-
-fn weekday_code(w: chrono::Weekday) -> &'static str {
-    ["MO", "TU", "WE", "TH", "FR", "SA", "SU"][w.num_days_from_monday() as usize]
 }
 
 /// A VTIMEZONE for an IANA zone, exact for instants in the years

@@ -566,3 +566,61 @@ fn bad_values_are_errors_not_panics() {
         .to_string()
         .contains("DTSTART"));
 }
+
+#[test]
+fn any_range_is_safe_and_all_day_rules_stay_on_dates() {
+    let c = cal("
+        BEGIN:VEVENT
+        UID:x@x
+        DTSTART;VALUE=DATE:20240101
+        RRULE:FREQ=DAILY;COUNT=3;BYHOUR=10
+        RDATE:20240110T150000Z
+        END:VEVENT
+        BEGIN:VEVENT
+        UID:y@x
+        DTSTART:20240101T090000Z
+        RRULE:FREQ=WEEKLY
+        END:VEVENT");
+    let opts = ExpandOptions {
+        max_instances: 10,
+        ..Default::default()
+    };
+    let all = instances(
+        &c,
+        DateTime::<Utc>::MIN_UTC,
+        DateTime::<Utc>::MAX_UTC,
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(all.len(), 10);
+    let days: Vec<String> = all
+        .iter()
+        .filter(|i| i.all_day)
+        .map(|i| i.start.format("%Y-%m-%d %H:%M").to_string())
+        .collect();
+    assert_eq!(
+        days,
+        [
+            "2024-01-01 00:00",
+            "2024-01-02 00:00",
+            "2024-01-03 00:00",
+            "2024-01-10 00:00"
+        ]
+    );
+    let span = series_span(&c, &opts).unwrap();
+    assert_eq!(span.1, i64::MAX);
+    expand_calendar(
+        &c,
+        DateTime::<Utc>::MIN_UTC,
+        DateTime::<Utc>::MAX_UTC,
+        &opts,
+    )
+    .unwrap();
+    limit_recurrence_set(
+        &c,
+        DateTime::<Utc>::MIN_UTC,
+        DateTime::<Utc>::MAX_UTC,
+        &opts,
+    )
+    .unwrap();
+}

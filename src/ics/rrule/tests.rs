@@ -607,7 +607,7 @@ mod differential {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig::with_cases(crate::ics::tests::cases(400)))]
         #[test]
         fn agrees_with_the_rrule_crate(rule in rule_strategy(), day in 0i64..3000, secs in 0i64..86_400) {
             let base = t("20200101T000000") + chrono::Duration::days(day) + chrono::Duration::seconds(secs / 60 * 60);
