@@ -124,15 +124,6 @@ impl Ctx {
     pub fn zone<'a>(&'a self, cal: &'a Calendar) -> &'a str {
         cal.timezone.as_deref().unwrap_or(&self.staff.timezone)
     }
-
-    /// The href of an object of `cal` (decoded), under the home spelled
-    /// the canonical way.
-    pub fn object_path(&self, cal: &Calendar, name: &str) -> String {
-        format!(
-            "{}/dav/calendars/{}/{}/{}",
-            self.prefix, self.staff.id, cal.slug, name
-        )
-    }
 }
 
 /// What a request path names once the store has been asked.

@@ -205,11 +205,14 @@ fn calendar_query(
             .into_iter()
             .collect(),
         (Shape::Range(tr), None) | (Shape::Full(Some(tr)), None) => {
+            // The index holds spans in the calendar's zone; floating times
+            // read in another zone can move by up to 14 hours.
+            let slack = if zone.is_some() { 14 * 3600 } else { 0 };
             let mut v = db
                 .events_overlapping(
                     &cal.id,
-                    bound(tr.start, i64::MIN / 2),
-                    bound(tr.end, i64::MAX),
+                    bound(tr.start, i64::MIN / 2).saturating_sub(slack),
+                    bound(tr.end, i64::MAX).saturating_add(slack),
                 )
                 .map_err(db_error)?;
             v.sort_by(|a, b| a.href.cmp(&b.href));
