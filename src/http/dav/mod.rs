@@ -122,7 +122,7 @@ impl Ctx {
 
     /// The zone floating times of `cal` are read in.
     pub fn zone<'a>(&'a self, cal: &'a Calendar) -> &'a str {
-        cal.timezone.as_deref().unwrap_or(&self.staff.timezone)
+        props::zone_of(cal, &self.staff)
     }
 }
 

@@ -270,7 +270,6 @@ pub fn normalise_color(s: &str) -> Option<String> {
 }
 
 pub async fn proppatch(ctx: &Ctx, r: &Resolved, req: Request) -> Result<Response, DavError> {
-    let minimal = minimal(req.headers());
     let body = body(ctx, req).await?;
     let update = parse_proppatch(&body)?;
     let mut cal = match &r.target {
@@ -285,7 +284,6 @@ pub async fn proppatch(ctx: &Ctx, r: &Resolved, req: Request) -> Result<Response
                 r,
                 &update.ops,
                 "objects have no properties to change",
-                minimal,
             ));
         }
         _ => {
@@ -293,7 +291,6 @@ pub async fn proppatch(ctx: &Ctx, r: &Resolved, req: Request) -> Result<Response
                 r,
                 &update.ops,
                 "this resource has no properties to change",
-                minimal,
             ))
         }
     };
@@ -302,7 +299,6 @@ pub async fn proppatch(ctx: &Ctx, r: &Resolved, req: Request) -> Result<Response
             r,
             &update.ops,
             "the properties of a synced calendar are changed at its provider",
-            minimal,
         ));
     }
     let original = cal.clone();
@@ -346,7 +342,7 @@ pub async fn proppatch(ctx: &Ctx, r: &Resolved, req: Request) -> Result<Response
 }
 
 /// A PROPPATCH where every property is refused (403, need-privileges).
-fn refuse_all(r: &Resolved, ops: &[PropOp], why: &str, _minimal: bool) -> Response {
+fn refuse_all(r: &Resolved, ops: &[PropOp], why: &str) -> Response {
     let mut stats = PropStats::new();
     for op in ops {
         let name = match op {

@@ -58,8 +58,14 @@ impl Viewer<'_> {
     }
 
     fn floating_zone<'z>(&'z self, cal: &'z Calendar) -> &'z str {
-        cal.timezone.as_deref().unwrap_or(&self.staff.timezone)
+        zone_of(cal, self.staff)
     }
+}
+
+/// The zone floating times and dates of `cal` are read in: the calendar's
+/// own, else its owner's.
+pub fn zone_of<'a>(cal: &'a Calendar, staff: &'a Staff) -> &'a str {
+    cal.timezone.as_deref().unwrap_or(&staff.timezone)
 }
 
 /// The base every sync token starts with (RFC 6578 §3.2: a URI).
