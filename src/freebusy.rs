@@ -30,8 +30,12 @@ fn source_of(cal: &Calendar) -> String {
     }
 }
 
-/// Is this VEVENT busy time? (not TRANSPARENT, not CANCELLED)
+/// Is this VEVENT busy time? (not TRANSPARENT, not CANCELLED; tasks and
+/// journals, which calendars made over CalDAV may hold, never are)
 pub fn is_busy(ev: &ics::Component) -> bool {
+    if !ev.name.eq_ignore_ascii_case("VEVENT") {
+        return false;
+    }
     let transparent = ev
         .value("TRANSP")
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("TRANSPARENT"));

@@ -236,8 +236,27 @@ pub fn is_xml_char(c: char) -> bool {
 /// as `&#13;` (a raw CR would be normalised away by the reader; iCalendar
 /// needs its CRLFs). Characters XML 1.0 forbids are dropped: they cannot be
 /// represented at all, not even as references.
+///
+/// Runs of characters that need nothing are copied whole (calendar-data of
+/// thousands of objects goes through here): only ASCII specials, controls
+/// and the lead byte of U+FFFE / U+FFFF (0xEF) stop a run, and each of
+/// those starts a character, so slicing there is always on a boundary.
 pub fn escape_text_into(s: &str, out: &mut String) {
-    for c in s.chars() {
+    out.reserve(s.len());
+    let bytes = s.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        let plain = match bytes[i] {
+            b'&' | b'<' | b'>' | b'\r' | 0xEF => false,
+            b'\t' | b'\n' => true,
+            b => b >= 0x20,
+        };
+        if plain {
+            i += 1;
+            continue;
+        }
+        out.push_str(&s[start..i]);
+        let c = s[i..].chars().next().unwrap_or('\0');
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -246,7 +265,10 @@ pub fn escape_text_into(s: &str, out: &mut String) {
             c if is_xml_char(c) => out.push(c),
             _ => {}
         }
+        i += c.len_utf8();
+        start = i;
     }
+    out.push_str(&s[start..]);
 }
 
 /// Escapes an attribute value for double quotes; whitespace other than
@@ -633,6 +655,39 @@ fn map_quick_xml_error(e: quick_xml::Error, offset: u64) -> XmlError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The run-copying escaper agrees with escaping one character at a time.
+    #[test]
+    fn escaping_agrees_with_the_per_character_rule() {
+        fn reference(s: &str) -> String {
+            let mut out = String::new();
+            for c in s.chars() {
+                match c {
+                    '&' => out.push_str("&amp;"),
+                    '<' => out.push_str("&lt;"),
+                    '>' => out.push_str("&gt;"),
+                    '\r' => out.push_str("&#13;"),
+                    c if is_xml_char(c) => out.push(c),
+                    _ => {}
+                }
+            }
+            out
+        }
+        let samples = [
+            "",
+            "plain",
+            "BEGIN:VCALENDAR\r\nSUMMARY:a & b <c> ]]>\r\n",
+            "\u{0}\u{1}\t\n\u{1f} x",
+            "caf\u{e9} \u{fffe}\u{ffff}\u{fffd}\u{f000}\u{1f600}",
+            "\u{ef}\u{ff}",
+        ];
+        for s in samples {
+            assert_eq!(escape_text(s), reference(s), "{s:?}");
+        }
+        proptest::proptest!(|(s in "\\PC*|[\\x00-\\x7f\\u{fff0}-\\u{ffff}]*")| {
+            proptest::prop_assert_eq!(escape_text(&s), reference(&s));
+        });
+    }
     use crate::dav::name::{names, NS_CALDAV, NS_DAV};
 
     fn err(input: &str) -> XmlError {

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod dav;
 pub mod error;
 pub mod feeds;
 pub mod oauth;
@@ -138,6 +139,7 @@ pub fn router(app: App) -> Router {
         .merge(api::router(app.clone()))
         .merge(feeds::router())
         .merge(oauth::router())
+        .merge(dav::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)

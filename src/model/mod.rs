@@ -169,9 +169,29 @@ pub struct Calendar {
     #[serde(default)]
     pub timezone: Option<String>,
     pub created: Timestamp,
+    /// The component types a calendar created over CalDAV holds
+    /// (`VEVENT`, `VTODO`, `VJOURNAL`); `None` is events only, as for
+    /// `appointments` and every mirrored calendar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<Vec<String>>,
 }
 
 impl Calendar {
+    /// The component types this calendar holds.
+    pub fn component_types(&self) -> Vec<&str> {
+        match &self.components {
+            Some(list) if !list.is_empty() => list.iter().map(String::as_str).collect(),
+            _ => vec!["VEVENT"],
+        }
+    }
+
+    /// Whether objects of this component type may be stored here.
+    pub fn holds(&self, component: &str) -> bool {
+        self.component_types()
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(component))
+    }
+
     pub fn is_native(&self) -> bool {
         matches!(self.source, CalendarSource::Native)
     }

@@ -315,6 +315,7 @@ pub async fn select(
             conflicts: body.conflicts.unwrap_or(true),
             timezone: r.timezone.clone(),
             created: now(),
+            components: None,
         },
     };
     let is_new = app.db.calendar(&cal.id)?.is_none();

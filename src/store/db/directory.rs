@@ -134,6 +134,7 @@ impl Db {
             conflicts: true,
             timezone: Some(s.timezone.clone()),
             created: s.created,
+            components: None,
         };
         let mut b = Batch::new();
         b.expect(
