@@ -30,9 +30,17 @@ async fn world(provider: Provider) -> World {
     emu.create_user(provider, &email, Some("Dana"), Some("Europe/Berlin"));
     let base = emu.base_url.clone();
     let t = TestServer::start_with(|raw| use_emulator(raw, &base)).await;
-    let c = t.create("/api/v1/companies", json!({"name": "Acme", "timezone": "Europe/Berlin"})).await;
+    let c = t
+        .create(
+            "/api/v1/companies",
+            json!({"name": "Acme", "timezone": "Europe/Berlin"}),
+        )
+        .await;
     let s = t
-        .create(&format!("/api/v1/companies/{}/staff", c["id"].as_str().unwrap()), json!({"name": "Dana", "email": email}))
+        .create(
+            &format!("/api/v1/companies/{}/staff", c["id"].as_str().unwrap()),
+            json!({"name": "Dana", "email": email}),
+        )
         .await;
     let staff = s["id"].as_str().unwrap().to_string();
     let pname = match provider {
@@ -40,9 +48,25 @@ async fn world(provider: Provider) -> World {
         Provider::Microsoft => "microsoft",
     };
     let account = t.connect(&staff, pname).await;
-    let (_, cals) = t.api("GET", &format!("/api/v1/accounts/{account}/calendars"), None).await;
-    let default = cals.as_array().unwrap().iter().find(|c| c["default"] == true).unwrap().clone();
-    let enc = percent_encoding::utf8_percent_encode(default["id"].as_str().unwrap(), percent_encoding::NON_ALPHANUMERIC).to_string();
+    let (_, cals) = t
+        .api(
+            "GET",
+            &format!("/api/v1/accounts/{account}/calendars"),
+            None,
+        )
+        .await;
+    let default = cals
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["default"] == true)
+        .unwrap()
+        .clone();
+    let enc = percent_encoding::utf8_percent_encode(
+        default["id"].as_str().unwrap(),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string();
     let (s, v) = t
         .api(
             "PUT",
@@ -53,16 +77,30 @@ async fn world(provider: Provider) -> World {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["primary"], true);
     let token = match provider {
-        Provider::Google => emu
-            .issue_tokens(provider, &email, emu::DEFAULT_GOOGLE_CLIENT_ID, &["https://www.googleapis.com/auth/calendar".into()])
+        Provider::Google => {
+            emu.issue_tokens(
+                provider,
+                &email,
+                emu::DEFAULT_GOOGLE_CLIENT_ID,
+                &["https://www.googleapis.com/auth/calendar".into()],
+            )
             .unwrap()
-            .access_token,
-        Provider::Microsoft => emu
-            .issue_tokens(provider, &email, emu::DEFAULT_MICROSOFT_CLIENT_ID, &["Calendars.ReadWrite".into()])
+            .access_token
+        }
+        Provider::Microsoft => {
+            emu.issue_tokens(
+                provider,
+                &email,
+                emu::DEFAULT_MICROSOFT_CLIENT_ID,
+                &["Calendars.ReadWrite".into()],
+            )
             .unwrap()
-            .access_token,
+            .access_token
+        }
     };
-    let f = t.create("/api/v1/feeds", json!({"scope": "staff", "id": staff})).await;
+    let f = t
+        .create("/api/v1/feeds", json!({"scope": "staff", "id": staff}))
+        .await;
     let w = World {
         emu,
         t,
@@ -97,26 +135,52 @@ fn upstream(w: &World) -> Vec<Value> {
 }
 
 fn title(e: &Value) -> String {
-    e["summary"].as_str().or(e["subject"].as_str()).unwrap_or("").to_string()
+    e["summary"]
+        .as_str()
+        .or(e["subject"].as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 async fn provider_patch(w: &World, e: &Value, title: &str) {
     let id = e["id"].as_str().unwrap();
     let (url, body) = match w.provider {
-        Provider::Google => (w.emu.url(&format!("/calendar/v3/calendars/primary/events/{id}")), json!({"summary": title})),
-        Provider::Microsoft => (w.emu.url(&format!("/v1.0/me/events/{id}")), json!({"subject": title})),
+        Provider::Google => (
+            w.emu
+                .url(&format!("/calendar/v3/calendars/primary/events/{id}")),
+            json!({"summary": title}),
+        ),
+        Provider::Microsoft => (
+            w.emu.url(&format!("/v1.0/me/events/{id}")),
+            json!({"subject": title}),
+        ),
     };
-    let r = w.t.client.patch(url).bearer_auth(&w.token).json(&body).send().await.unwrap();
+    let r =
+        w.t.client
+            .patch(url)
+            .bearer_auth(&w.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 }
 
 async fn provider_delete(w: &World, e: &Value) {
     let id = e["id"].as_str().unwrap();
     let url = match w.provider {
-        Provider::Google => w.emu.url(&format!("/calendar/v3/calendars/primary/events/{id}")),
+        Provider::Google => w
+            .emu
+            .url(&format!("/calendar/v3/calendars/primary/events/{id}")),
         Provider::Microsoft => w.emu.url(&format!("/v1.0/me/events/{id}")),
     };
-    let r = w.t.client.delete(url).bearer_auth(&w.token).send().await.unwrap();
+    let r =
+        w.t.client
+            .delete(url)
+            .bearer_auth(&w.token)
+            .send()
+            .await
+            .unwrap();
     assert!(r.status().is_success());
 }
 
@@ -138,7 +202,8 @@ async fn appointment(w: &World, summary: &str, day: i64, extra: Value) -> Value 
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
-    w.t.create(&format!("/api/v1/staff/{}/appointments", w.staff), body).await
+    w.t.create(&format!("/api/v1/staff/{}/appointments", w.staff), body)
+        .await
 }
 
 async fn both_ways(provider: Provider) {
@@ -151,7 +216,11 @@ async fn both_ways(provider: Provider) {
     let up = upstream(&w);
     assert_eq!(up.len(), 1, "{up:?}");
     assert_eq!(title(&up[0]), "Massage");
-    let uid_field = if provider == Provider::Google { "iCalUID" } else { "iCalUId" };
+    let uid_field = if provider == Provider::Google {
+        "iCalUID"
+    } else {
+        "iCalUId"
+    };
     if provider == Provider::Google {
         assert_eq!(up[0][uid_field], a["uid"]);
     }
@@ -161,13 +230,19 @@ async fn both_ways(provider: Provider) {
     let etag_after_push = w.t.app.db.event_by_id(&id).unwrap().unwrap().etag;
     // No echo: another sync changes nothing.
     w.t.sync_and_wait(&w.account).await;
-    assert_eq!(w.t.app.db.event_by_id(&id).unwrap().unwrap().etag, etag_after_push);
+    assert_eq!(
+        w.t.app.db.event_by_id(&id).unwrap().unwrap().etag,
+        etag_after_push
+    );
     assert_eq!(upstream(&w).len(), 1);
 
     // Local edit → upstream (still one event).
-    let (s, _) = w
-        .t
-        .api("PATCH", &format!("/api/v1/appointments/{}", a["id"].as_str().unwrap()), Some(json!({"summary": "Massage (60 min)"})))
+    let (s, _) =
+        w.t.api(
+            "PATCH",
+            &format!("/api/v1/appointments/{}", a["id"].as_str().unwrap()),
+            Some(json!({"summary": "Massage (60 min)"})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     w.t.sync_and_wait(&w.account).await;
@@ -178,7 +253,13 @@ async fn both_ways(provider: Provider) {
     // Upstream edit → the appointment follows.
     provider_patch(&w, &up[0], "Massage (moved by Dana)").await;
     w.t.sync_and_wait(&w.account).await;
-    let (_, got) = w.t.api("GET", &format!("/api/v1/appointments/{}", a["id"].as_str().unwrap()), None).await;
+    let (_, got) =
+        w.t.api(
+            "GET",
+            &format!("/api/v1/appointments/{}", a["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(got["summary"], "Massage (moved by Dana)");
     assert_eq!(feed_titles(&w).await, vec!["Massage (moved by Dana)"]);
 
@@ -186,22 +267,45 @@ async fn both_ways(provider: Provider) {
     // loser is logged.
     provider_patch(&w, &upstream(&w)[0], "Remote version").await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    w.t.api("PATCH", &format!("/api/v1/appointments/{}", a["id"].as_str().unwrap()), Some(json!({"summary": "Local version"})))
-        .await;
+    w.t.api(
+        "PATCH",
+        &format!("/api/v1/appointments/{}", a["id"].as_str().unwrap()),
+        Some(json!({"summary": "Local version"})),
+    )
+    .await;
     let st = w.t.sync_and_wait(&w.account).await;
     assert_eq!(st["status"], "ok", "{st}");
-    assert_eq!(title(&upstream(&w)[0]), "Local version", "the newer local change wins");
-    let (_, got) = w.t.api("GET", &format!("/api/v1/appointments/{}", a["id"].as_str().unwrap()), None).await;
+    assert_eq!(
+        title(&upstream(&w)[0]),
+        "Local version",
+        "the newer local change wins"
+    );
+    let (_, got) =
+        w.t.api(
+            "GET",
+            &format!("/api/v1/appointments/{}", a["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(got["summary"], "Local version");
     let conflicts = st["conflicts"].as_array().unwrap();
     assert_eq!(conflicts.len(), 1, "{st}");
     assert_eq!(conflicts[0]["kept"], "local");
-    assert!(conflicts[0]["lost"].as_str().unwrap().contains("Remote version"));
+    assert!(conflicts[0]["lost"]
+        .as_str()
+        .unwrap()
+        .contains("Remote version"));
 
     // Push existing, twice: nothing is created twice.
     appointment(&w, "Second", 4, json!({})).await;
     for _ in 0..2 {
-        let (s, v) = w.t.api("POST", &format!("/api/v1/staff/{}/push-existing", w.staff), None).await;
+        let (s, v) =
+            w.t.api(
+                "POST",
+                &format!("/api/v1/staff/{}/push-existing", w.staff),
+                None,
+            )
+            .await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
         assert_eq!(v["queued"], 2);
         w.t.sync_and_wait(&w.account).await;
@@ -211,7 +315,13 @@ async fn both_ways(provider: Provider) {
     assert_eq!(titles, vec!["Local version", "Second"]);
 
     // Cancelling an appointment deletes it upstream.
-    let (s, _) = w.t.api("DELETE", &format!("/api/v1/appointments/{}", a["id"].as_str().unwrap()), None).await;
+    let (s, _) =
+        w.t.api(
+            "DELETE",
+            &format!("/api/v1/appointments/{}", a["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     w.t.sync_and_wait(&w.account).await;
     let titles: Vec<String> = upstream(&w).iter().map(title).collect();
@@ -220,19 +330,40 @@ async fn both_ways(provider: Provider) {
     // Deleted upstream while unchanged here: the appointment is cancelled.
     provider_delete(&w, &upstream(&w)[0]).await;
     w.t.sync_and_wait(&w.account).await;
-    let (_, list) = w.t.api("GET", &format!("/api/v1/staff/{}/appointments", w.staff), None).await;
+    let (_, list) =
+        w.t.api(
+            "GET",
+            &format!("/api/v1/staff/{}/appointments", w.staff),
+            None,
+        )
+        .await;
     assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
 
     // Free/busy counts the appointment and the primary calendar once.
     let b = appointment(&w, "Busy check", 5, json!({})).await;
     w.t.sync_and_wait(&w.account).await;
     let day = (chrono::Utc::now().date_naive() + chrono::Duration::days(5)).to_string();
-    let (_, fb) = w.t.api("GET", &format!("/api/v1/staff/{}/freebusy?start={day}&end={day}T23:59:59Z", w.staff), None).await;
+    let (_, fb) =
+        w.t.api(
+            "GET",
+            &format!(
+                "/api/v1/staff/{}/freebusy?start={day}&end={day}T23:59:59Z",
+                w.staff
+            ),
+            None,
+        )
+        .await;
     assert_eq!(fb["busy"].as_array().unwrap().len(), 1, "{fb}");
     let _ = b;
 
     // Nothing pending, nothing failing.
-    let (_, st) = w.t.api("GET", &format!("/api/v1/accounts/{}/status", w.account), None).await;
+    let (_, st) =
+        w.t.api(
+            "GET",
+            &format!("/api/v1/accounts/{}/status", w.account),
+            None,
+        )
+        .await;
     assert_eq!(st["pending_writes"], 0);
     assert_eq!(st["failing_writes"], json!([]));
     let _ = (StaffId(w.staff.clone()), AccountId(w.account.clone()));
@@ -262,7 +393,19 @@ async fn graph_refuses_what_it_cannot_express() {
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["field"], "rrule");
-    assert!(v["error"]["message"].as_str().unwrap().contains("Microsoft"), "{v}");
-    let (_, list) = w.t.api("GET", &format!("/api/v1/staff/{}/appointments", w.staff), None).await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Microsoft"),
+        "{v}"
+    );
+    let (_, list) =
+        w.t.api(
+            "GET",
+            &format!("/api/v1/staff/{}/appointments", w.staff),
+            None,
+        )
+        .await;
     assert_eq!(list.as_array().unwrap().len(), 0, "nothing stored");
 }

@@ -1480,7 +1480,7 @@ async fn read_only_mirrored_calendars_refuse_writes() {
             last_modified: None,
         },
         &Precondition::None,
-        |_, _| Default::default(),
+        |_, _| Ok(Default::default()),
     )
     .unwrap();
     let cal = u.cal("google-team");

@@ -19,14 +19,18 @@ use tokio::sync::{Notify, Semaphore};
 use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::model::account::{Account, AccountStatus, SkippedItem, SyncProgress};
-use crate::model::{now, AccountId, Calendar, CalendarSource, Direction, Provider, RemoteRef, Timestamp};
+use crate::model::{
+    now, AccountId, Calendar, CalendarSource, Direction, Provider, RemoteRef, Timestamp,
+};
 use crate::store::db::DbError;
 use crate::store::Db;
+use crate::upstream::google::write::{
+    RemoteRef as WriteRef, RemoteState as WriteState, WriteError,
+};
 use crate::upstream::google::{self, Google};
 use crate::upstream::graph::{self, Graph};
 use crate::upstream::oauth::OauthClient;
 use crate::upstream::provider::{is_resync, Cursor, Page, RemoteChange};
-use crate::upstream::google::write::{RemoteRef as WriteRef, RemoteState as WriteState, WriteError};
 use crate::upstream::{RetryPolicy, Upstream, UpstreamError};
 
 /// Every piece of one series: `(item id, provider JSON)`.
@@ -101,12 +105,24 @@ impl ProviderApi {
         key: &str,
     ) -> Result<WriteState, WriteError> {
         match self {
-            ProviderApi::Google(g) => g.write_series(token, remote_cal, existing, cal, zone, marker, key).await,
-            ProviderApi::Graph(g) => g.write_series(token, remote_cal, existing, cal, zone, marker, key).await,
+            ProviderApi::Google(g) => {
+                g.write_series(token, remote_cal, existing, cal, zone, marker, key)
+                    .await
+            }
+            ProviderApi::Graph(g) => {
+                g.write_series(token, remote_cal, existing, cal, zone, marker, key)
+                    .await
+            }
         }
     }
 
-    async fn delete_series(&self, token: &str, remote_cal: &str, id: &str, etag: Option<&str>) -> Result<(), WriteError> {
+    async fn delete_series(
+        &self,
+        token: &str,
+        remote_cal: &str,
+        id: &str,
+        etag: Option<&str>,
+    ) -> Result<(), WriteError> {
         match self {
             ProviderApi::Google(g) => g.delete_series(token, remote_cal, id, etag).await,
             ProviderApi::Graph(g) => g.delete_series(token, remote_cal, id, etag).await,
@@ -115,14 +131,28 @@ impl ProviderApi {
 
     /// The remote master as the provider has it now: (etag, last
     /// modified, JSON); `None` when it is gone.
-    async fn fetch_master(&self, token: &str, remote_cal: &str, id: &str) -> Result<Option<(Option<String>, Option<i64>, serde_json::Value)>, UpstreamError> {
+    async fn fetch_master(
+        &self,
+        token: &str,
+        remote_cal: &str,
+        id: &str,
+    ) -> Result<Option<(Option<String>, Option<i64>, serde_json::Value)>, UpstreamError> {
         let (url, etag_field, updated_field) = match self {
             ProviderApi::Google(g) => (
-                format!("{}{}/events/{}", g.base, Google::calendar_path(remote_cal), pct(id)),
+                format!(
+                    "{}{}/events/{}",
+                    g.base,
+                    Google::calendar_path(remote_cal),
+                    pct(id)
+                ),
                 "etag",
                 "updated",
             ),
-            ProviderApi::Graph(g) => (format!("{}/me/events/{}", g.base, pct(id)), "@odata.etag", "lastModifiedDateTime"),
+            ProviderApi::Graph(g) => (
+                format!("{}/me/events/{}", g.base, pct(id)),
+                "@odata.etag",
+                "lastModifiedDateTime",
+            ),
         };
         let api = match self {
             ProviderApi::Google(g) => &g.api,
@@ -498,9 +528,10 @@ impl SyncEngine {
                 Err(RunError::Upstream(UpstreamError::Unauthorized)) if !refreshed => {
                     refreshed = true;
                     let fresh = self.db.account(&account.id)?.ok_or(DbError::NotFound)?;
-                    token = tokens::access_token(&self.db, &self.secrets, &clients.oauth, &fresh, true)
-                        .await
-                        .map_err(RunError::Token)?;
+                    token =
+                        tokens::access_token(&self.db, &self.secrets, &clients.oauth, &fresh, true)
+                            .await
+                            .map_err(RunError::Token)?;
                 }
                 other => break other?,
             }
@@ -577,11 +608,17 @@ impl SyncEngine {
                         db.commit_rows(db.outbox_done_rows(&entry)?)
                     })
                     .await
-                    .map_err(|e| RunError::Store(DbError::Store(crate::store::StoreError::Backend(e.to_string()))))??;
+                    .map_err(|e| {
+                        RunError::Store(DbError::Store(crate::store::StoreError::Backend(
+                            e.to_string(),
+                        )))
+                    })??;
                     skipped.push(SkippedItem {
                         calendar: e.target.to_string(),
                         remote_id: e.event.to_string(),
-                        reason: format!("the provider refused a change, so it was undone here: {reason}"),
+                        reason: format!(
+                            "the provider refused a change, so it was undone here: {reason}"
+                        ),
                     });
                 }
                 outbox::Step::Retry(err) => {
@@ -598,12 +635,18 @@ impl SyncEngine {
     }
 
     /// One outbox entry: write it upstream and record the result.
-    async fn push_entry(&self, clients: &ProviderClients, token: &str, e: &mut crate::model::outbox::OutboxEntry) -> Result<outbox::Step, RunError> {
+    async fn push_entry(
+        &self,
+        clients: &ProviderClients,
+        token: &str,
+        e: &mut crate::model::outbox::OutboxEntry,
+    ) -> Result<outbox::Step, RunError> {
         use crate::model::outbox::{ConflictRecord, Kept, OutboxOp};
-        let done = |db: &Db, e: &crate::model::outbox::OutboxEntry| -> Result<outbox::Step, RunError> {
-            db.commit_rows(db.outbox_done_rows(e)?)?;
-            Ok(outbox::Step::Done)
-        };
+        let done =
+            |db: &Db, e: &crate::model::outbox::OutboxEntry| -> Result<outbox::Step, RunError> {
+                db.commit_rows(db.outbox_done_rows(e)?)?;
+                Ok(outbox::Step::Done)
+            };
         let Some(target) = self.db.calendar(&e.target)? else {
             return done(&self.db, e);
         };
@@ -611,7 +654,10 @@ impl SyncEngine {
             return done(&self.db, e);
         };
         if target.direction != Direction::Bidirectional {
-            return Ok(outbox::Step::Refused(format!("{} is read-only now", target.name)));
+            return Ok(outbox::Step::Refused(format!(
+                "{} is read-only now",
+                target.name
+            )));
         }
         let zone = target.timezone.clone();
         match e.op {
@@ -623,7 +669,9 @@ impl SyncEngine {
                         let id = crate::upstream::google::write::event_id_for(&e.key);
                         match clients.api.delete_series(token, remote_id, &id, None).await {
                             Ok(()) => {}
-                            Err(WriteError::Upstream(u)) if u.is_transient() || matches!(u, UpstreamError::Unauthorized) => {
+                            Err(WriteError::Upstream(u))
+                                if u.is_transient() || matches!(u, UpstreamError::Unauthorized) =>
+                            {
                                 return Ok(outbox::Step::Retry(u));
                             }
                             Err(_) => {}
@@ -631,7 +679,11 @@ impl SyncEngine {
                     }
                     return done(&self.db, e);
                 };
-                match clients.api.delete_series(token, remote_id, &remote.id, remote.etag.as_deref()).await {
+                match clients
+                    .api
+                    .delete_series(token, remote_id, &remote.id, remote.etag.as_deref())
+                    .await
+                {
                     Ok(()) => done(&self.db, e),
                     Err(WriteError::Upstream(UpstreamError::PreconditionFailed)) => {
                         // Changed upstream after the last sync: the change
@@ -653,7 +705,9 @@ impl SyncEngine {
                         self.db.commit_rows(b)?;
                         Ok(outbox::Step::Done)
                     }
-                    Err(WriteError::Upstream(u)) if u.is_transient() || matches!(u, UpstreamError::Unauthorized) => {
+                    Err(WriteError::Upstream(u))
+                        if u.is_transient() || matches!(u, UpstreamError::Unauthorized) =>
+                    {
                         if matches!(u, UpstreamError::Unauthorized) {
                             return Err(RunError::Upstream(u));
                         }
@@ -673,7 +727,9 @@ impl SyncEngine {
                     return done(&self.db, e);
                 };
                 let Ok(cal) = crate::ics::parse(&body) else {
-                    return Ok(outbox::Step::Refused("the stored event cannot be read".into()));
+                    return Ok(outbox::Step::Refused(
+                        "the stored event cannot be read".into(),
+                    ));
                 };
                 let marker = outbox::marker(&meta);
                 let mut existing = meta.remote.as_ref().map(|r| WriteRef {
@@ -685,7 +741,15 @@ impl SyncEngine {
                 loop {
                     let result = clients
                         .api
-                        .write_series(token, remote_id, existing.as_ref(), &cal, zone.as_deref(), &marker, &e.key)
+                        .write_series(
+                            token,
+                            remote_id,
+                            existing.as_ref(),
+                            &cal,
+                            zone.as_deref(),
+                            &marker,
+                            &e.key,
+                        )
                         .await;
                     match result {
                         Ok(state) => {
@@ -700,7 +764,9 @@ impl SyncEngine {
                                 // later partial changes compose with it.
                                 let json = serde_json::to_vec(&state.json).unwrap_or_default();
                                 extra.extend(self.db.remote_items_removal(&e.target, &state.id)?);
-                                extra.extend(Db::remote_item_row(&e.target, &state.id, &state.id, &json));
+                                extra.extend(Db::remote_item_row(
+                                    &e.target, &state.id, &state.id, &json,
+                                ));
                                 extra.extend(Db::item_owner_row(&e.target, &state.id, &state.id));
                             }
                             match self.db.set_remote(&e.source, &e.href, remote, extra) {
@@ -709,11 +775,17 @@ impl SyncEngine {
                             }
                             return Ok(outbox::Step::Done);
                         }
-                        Err(WriteError::Unexpressible(reason)) => return Ok(outbox::Step::Refused(reason)),
-                        Err(WriteError::Upstream(UpstreamError::PreconditionFailed)) if !retried_conflict => {
+                        Err(WriteError::Unexpressible(reason)) => {
+                            return Ok(outbox::Step::Refused(reason))
+                        }
+                        Err(WriteError::Upstream(UpstreamError::PreconditionFailed))
+                            if !retried_conflict =>
+                        {
                             retried_conflict = true;
                             let Some(ex) = existing.clone() else {
-                                return Ok(outbox::Step::Refused("the provider refused the write".into()));
+                                return Ok(outbox::Step::Refused(
+                                    "the provider refused the write".into(),
+                                ));
                             };
                             match clients.api.fetch_master(token, remote_id, &ex.id).await? {
                                 None => {
@@ -755,7 +827,8 @@ impl SyncEngine {
                                 }
                             }
                         }
-                        Err(WriteError::Upstream(UpstreamError::NotFound)) | Err(WriteError::Upstream(UpstreamError::Gone(_)))
+                        Err(WriteError::Upstream(UpstreamError::NotFound))
+                        | Err(WriteError::Upstream(UpstreamError::Gone(_)))
                             if existing.is_some() && !recreated =>
                         {
                             // Deleted upstream while changed here: the change
@@ -763,13 +836,21 @@ impl SyncEngine {
                             // it is not mistaken for the deleted one).
                             recreated = true;
                             existing = None;
-                            e.key = format!("{}:recreated:{}", e.key, crate::store::db::outbox::next_seq());
+                            e.key = format!(
+                                "{}:recreated:{}",
+                                e.key,
+                                crate::store::db::outbox::next_seq()
+                            );
                             self.db.outbox_update(e)?;
                         }
-                        Err(WriteError::Upstream(u)) if matches!(u, UpstreamError::Unauthorized) => {
+                        Err(WriteError::Upstream(u))
+                            if matches!(u, UpstreamError::Unauthorized) =>
+                        {
                             return Err(RunError::Upstream(u));
                         }
-                        Err(WriteError::Upstream(u)) if u.is_transient() => return Ok(outbox::Step::Retry(u)),
+                        Err(WriteError::Upstream(u)) if u.is_transient() => {
+                            return Ok(outbox::Step::Retry(u))
+                        }
                         Err(err) => return Ok(outbox::Step::Refused(err.to_string())),
                     }
                 }

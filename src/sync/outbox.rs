@@ -211,13 +211,22 @@ pub fn roll_back(db: &Db, e: &OutboxEntry) -> DbResult<()> {
                 id: None,
                 last_modified: None,
             };
-            match db.put_event(w, &Precondition::IfMatch(cur.etag.clone()), |_, _| Ok(Batch::new())) {
-                Ok(_) | Err(DbError::PreconditionFailed) | Err(DbError::UidConflict { .. }) => Ok(()),
+            match db.put_event(w, &Precondition::IfMatch(cur.etag.clone()), |_, _| {
+                Ok(Batch::new())
+            }) {
+                Ok(_) | Err(DbError::PreconditionFailed) | Err(DbError::UidConflict { .. }) => {
+                    Ok(())
+                }
                 Err(err) => Err(err),
             }
         }
         (OutboxOp::Upsert, None, Some(cur)) => {
-            match db.delete_event(&e.source, &e.href, &Precondition::IfMatch(cur.etag.clone()), |_| Ok(Batch::new())) {
+            match db.delete_event(
+                &e.source,
+                &e.href,
+                &Precondition::IfMatch(cur.etag.clone()),
+                |_| Ok(Batch::new()),
+            ) {
                 Ok(_) | Err(DbError::PreconditionFailed) | Err(DbError::NotFound) => Ok(()),
                 Err(err) => Err(err),
             }
@@ -243,7 +252,9 @@ pub fn roll_back(db: &Db, e: &OutboxEntry) -> DbResult<()> {
                 last_modified: None,
             };
             match db.put_event(w, &Precondition::IfAbsent, |_, _| Ok(Batch::new())) {
-                Ok(_) | Err(DbError::PreconditionFailed) | Err(DbError::UidConflict { .. }) => Ok(()),
+                Ok(_) | Err(DbError::PreconditionFailed) | Err(DbError::UidConflict { .. }) => {
+                    Ok(())
+                }
                 Err(err) => Err(err),
             }
         }
@@ -255,7 +266,11 @@ pub fn roll_back(db: &Db, e: &OutboxEntry) -> DbResult<()> {
 /// write the target provider cannot express is refused before anything is
 /// stored, with the reason (e.g. "Microsoft calendars cannot repeat
 /// hourly").
-pub fn check_expressible(db: &Db, source: &Calendar, object: &crate::ics::Component) -> DbResult<Result<(), String>> {
+pub fn check_expressible(
+    db: &Db,
+    source: &Calendar,
+    object: &crate::ics::Component,
+) -> DbResult<Result<(), String>> {
     let Some((target, account)) = target_for(db, source)? else {
         return Ok(Ok(()));
     };
@@ -264,8 +279,29 @@ pub fn check_expressible(db: &Db, source: &Calendar, object: &crate::ics::Compon
     };
     let zone = target.timezone.as_deref();
     let verdict = match acc.provider {
-        crate::model::Provider::Google => crate::upstream::google::write::event_from_ics(object, zone).map(|_| ()),
-        crate::model::Provider::Microsoft => crate::upstream::graph::write::event_from_ics(object, zone).map(|_| ()),
+        crate::model::Provider::Google => {
+            crate::upstream::google::write::event_from_ics(object, zone).map(|_| ())
+        }
+        crate::model::Provider::Microsoft => {
+            crate::upstream::graph::write::event_from_ics(object, zone).map(|_| ())
+        }
     };
     Ok(verdict.map_err(|u| u.0))
+}
+
+/// The `extra` hook for [`Db::apply_events`] on `cal` (puts and deletes in
+/// one batch, e.g. a CalDAV MOVE within a calendar).
+pub fn on_ops<'a>(
+    db: &'a Db,
+    cal: &'a Calendar,
+) -> DbResult<impl FnMut(&crate::store::db::OpOutcome) -> DbResult<Batch> + 'a> {
+    use crate::store::db::OpOutcome;
+    let target = target_for(db, cal)?;
+    Ok(move |out: &OpOutcome| match (&target, out) {
+        (Some(t), OpOutcome::Put(p)) if !p.unchanged => {
+            upsert_rows(db, cal, t, &p.meta, p.old.as_ref())
+        }
+        (Some(t), OpOutcome::Deleted(old)) => delete_rows(db, cal, t, old),
+        _ => Ok(Batch::new()),
+    })
 }

@@ -510,7 +510,9 @@ fn apply_twin(db: &Db, primary: &Calendar, t: Twin) -> DbResult<()> {
         return Ok(());
     }
     let remote_newer = t.mapped.updated.unwrap_or(0) > local.last_modified;
-    let unchanged_here = marker_etag.as_deref() == Some(local.etag.as_str()) && pending.is_none();
+    // Every local change is queued durably until it reaches upstream: with
+    // nothing queued, nothing changed here and the upstream edit applies.
+    let unchanged_here = pending.is_none();
     if unchanged_here || remote_newer {
         // Edited upstream (and newer): the appointment follows.
         let mut extra = Batch::new();

@@ -33,8 +33,8 @@ pub fn zone(name: &str) -> Zone {
 
 fn options(zone_name: &str, max_instances: usize) -> ExpandOptions {
     ExpandOptions {
-        floating: zone(zone_name),
         max_instances,
+        ..crate::objects::options(Some(zone_name))
     }
 }
 

@@ -16,7 +16,7 @@ use crate::dav::request::EtagCondition;
 use crate::dav::{names, Condition, DavError};
 use crate::model::EventMeta;
 use crate::store::db::{DbError, EventWrite, Precondition};
-use crate::store::Batch;
+use crate::sync::outbox;
 
 use super::{
     body, db_error, engine, header_text, not_found, precondition_failed, Ctx, Resolved, Target,
@@ -175,6 +175,14 @@ pub async fn put(ctx: &Ctx, r: &Resolved, req: Request) -> Result<Response, DavE
             ),
         ));
     }
+    // A write that must go upstream is refused now, before anything is
+    // stored, if the provider cannot express it.
+    if let Err(reason) = outbox::check_expressible(ctx.db(), cal, &obj).map_err(db_error)? {
+        return Err(DavError::condition(
+            Condition::ValidCalendarObjectResource,
+            format!("this calendar syncs upstream and the event cannot be written there: {reason}"),
+        ));
+    }
     let current = ctx.db().event(&cal.id, name).map_err(db_error)?;
     let pre = precondition(&headers, current.as_ref())?;
     let w = EventWrite {
@@ -190,7 +198,13 @@ pub async fn put(ctx: &Ctx, r: &Resolved, req: Request) -> Result<Response, DavE
         last_modified: None,
     };
     let out = ctx
-        .write(move |db| db.put_event(w, &pre, |_, _| Batch::new()))
+        .write({
+            let cal = (*cal).clone();
+            move |db| {
+                let hook = outbox::on_put(db, &cal)?;
+                db.put_event(w, &pre, hook)
+            }
+        })
         .await
         .map_err(|e| match e {
             DbError::UidConflict { uid, href } => DavError::condition(
@@ -227,10 +241,13 @@ pub async fn delete(ctx: &Ctx, r: &Resolved, req: Request) -> Result<Response, D
         return Err(read_only(r.parent_path(), names::UNBIND));
     }
     let pre = precondition(req.headers(), Some(&current))?;
-    let (id, name) = (cal.id.clone(), name.clone());
-    ctx.write(move |db| db.delete_event(&id, &name, &pre, |_| Batch::new()))
-        .await
-        .map_err(db_error)?;
+    let (c, name) = ((*cal).clone(), name.clone());
+    ctx.write(move |db| {
+        let hook = outbox::on_delete(db, &c)?;
+        db.delete_event(&c.id, &name, &pre, hook)
+    })
+    .await
+    .map_err(db_error)?;
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
         .body(Body::empty())
@@ -267,7 +284,7 @@ pub async fn copy_or_move(
     req: Request,
     is_move: bool,
 ) -> Result<Response, DavError> {
-    use crate::store::db::{EventOp, OpOutcome};
+    use crate::store::db::EventOp;
     let Target::Object { cal, name } = &r.target else {
         return Err(DavError::new(
             403,
@@ -344,6 +361,15 @@ pub async fn copy_or_move(
         other => db_error(other),
     };
     let (src_cal, src_name, src_etag) = (cal.id.clone(), name.clone(), meta.etag.clone());
+    let src_full = (*cal).clone();
+    if let Err(reason) = outbox::check_expressible(db, dest_cal, &obj).map_err(db_error)? {
+        return Err(DavError::condition(
+            Condition::ValidCalendarObjectResource,
+            format!(
+                "the destination syncs upstream and the event cannot be written there: {reason}"
+            ),
+        ));
+    }
     if is_move && dest_cal.id == cal.id {
         // One batch: the original goes first so its UID is free for the
         // new name. Ops fail one by one, so should the put fail (a
@@ -358,9 +384,11 @@ pub async fn copy_or_move(
         ];
         let outcomes = ctx
             .write(move |db| {
-                let out = db.apply_events(&src_cal, ops, |_: &OpOutcome| Batch::new())?;
+                let hook = outbox::on_ops(db, &src_full)?;
+                let out = db.apply_events(&src_cal, ops, hook)?;
                 if let [Ok(_), Err(_)] = out.as_slice() {
-                    db.put_event(restore, &Precondition::IfAbsent, |_, _| Batch::new())?;
+                    let hook = outbox::on_put(db, &src_full)?;
+                    db.put_event(restore, &Precondition::IfAbsent, hook)?;
                 }
                 Ok(out)
             })
@@ -370,17 +398,17 @@ pub async fn copy_or_move(
             o.map_err(conflict)?;
         }
     } else {
-        ctx.write(move |db| db.put_event(write, &pre, |_, _| Batch::new()))
-            .await
-            .map_err(conflict)?;
+        let dest_full = (*dest_cal).clone();
+        ctx.write(move |db| {
+            let hook = outbox::on_put(db, &dest_full)?;
+            db.put_event(write, &pre, hook)
+        })
+        .await
+        .map_err(conflict)?;
         if is_move {
             ctx.write(move |db| {
-                db.delete_event(
-                    &src_cal,
-                    &src_name,
-                    &Precondition::IfMatch(src_etag),
-                    |_| Batch::new(),
-                )
+                let hook = outbox::on_delete(db, &src_full)?;
+                db.delete_event(&src_cal, &src_name, &Precondition::IfMatch(src_etag), hook)
             })
             .await
             .map_err(db_error)?;
