@@ -345,6 +345,13 @@ impl SyncEngine {
         tracing::debug!("sync scheduler started");
         loop {
             let t = now();
+            // Local changes waiting to go upstream make their account due
+            // at once (whichever path queued them: API, CalDAV, push).
+            if let Ok(heads) = self.db.outbox_heads() {
+                for h in heads.into_iter().filter(|h| h.next_attempt <= t) {
+                    self.schedule(&h.account, t);
+                }
+            }
             let ready: Vec<AccountId> = {
                 let due = self.due.lock().unwrap_or_else(|p| p.into_inner());
                 let running = self.running.lock().unwrap_or_else(|p| p.into_inner());

@@ -88,6 +88,23 @@ impl Db {
         Ok(out)
     }
 
+    /// The oldest pending entry of every account (what a drain starts
+    /// with).
+    pub fn outbox_heads(&self) -> DbResult<Vec<OutboxEntry>> {
+        let mut out: Vec<OutboxEntry> = Vec::new();
+        let mut last: Option<String> = None;
+        for r in self.store.scan_prefix(Tree::Outbox, b"") {
+            let (k, v) = r?;
+            let account = String::from_utf8_lossy(keys::split(&k)[0]).into_owned();
+            if last.as_deref() == Some(account.as_str()) {
+                continue;
+            }
+            out.push(decode(Tree::Outbox, &v)?);
+            last = Some(account);
+        }
+        Ok(out)
+    }
+
     /// The pending entry for an event written to `target`, if any.
     pub fn outbox_pending(
         &self,
