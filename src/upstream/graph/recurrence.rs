@@ -192,12 +192,7 @@ pub fn to_rrule(r: &Recurrence, start: StartKind) -> Result<String, String> {
 /// RRULE value → Graph recurrence, for a series starting at `start`
 /// (local time in `zone`). Refused with the reason when Graph cannot
 /// express the rule.
-pub fn from_rrule(
-    rule: &str,
-    start: NaiveDateTime,
-    zone: &str,
-    all_day: bool,
-) -> Result<Recurrence, String> {
+pub fn from_rrule(rule: &str, start: NaiveDateTime, zone: &str) -> Result<Recurrence, String> {
     let mut freq = None;
     let mut interval = 1u32;
     let mut byday: Vec<String> = Vec::new();
@@ -330,7 +325,8 @@ pub fn from_rrule(
             p.first_day_of_week = Some(
                 wkst.as_deref()
                     .and_then(day_name)
-                    .unwrap_or("sunday")
+                    // RFC 5545: WKST defaults to Monday.
+                    .unwrap_or("monday")
                     .to_string(),
             );
         }
@@ -383,8 +379,8 @@ pub fn from_rrule(
             ..Range::default()
         },
         (None, Some(u)) => {
-            let end =
-                until_date(&u, zone, all_day).ok_or_else(|| format!("UNTIL={u} is not a date"))?;
+            let end = until_date(&u, zone, start.time())
+                .ok_or_else(|| format!("UNTIL={u} is not a date"))?;
             Range {
                 kind: "endDate".into(),
                 start_date: Some(start_date),
@@ -403,8 +399,10 @@ pub fn from_rrule(
     Ok(Recurrence { pattern: p, range })
 }
 
-/// The last date an UNTIL allows, in the series' zone.
-fn until_date(u: &str, zone: &str, _all_day: bool) -> Option<NaiveDate> {
+/// The last date an UNTIL allows, in the series' zone: the date of the
+/// UNTIL instant there, or the day before when UNTIL falls before that
+/// day's occurrence (Graph's `endDate` includes the whole day).
+fn until_date(u: &str, zone: &str, start_time: chrono::NaiveTime) -> Option<NaiveDate> {
     if u.len() == 8 {
         return NaiveDate::parse_from_str(u, "%Y%m%d").ok();
     }
@@ -412,14 +410,18 @@ fn until_date(u: &str, zone: &str, _all_day: bool) -> Option<NaiveDate> {
         Some(t) => (t, true),
         None => (u, false),
     };
-    let local = NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%S").ok()?;
-    if !utc {
-        return Some(local.date());
+    let mut local = NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%S").ok()?;
+    if utc {
+        let tz: chrono_tz::Tz = crate::upstream::graph::zones::iana(zone)
+            .and_then(|z| z.parse().ok())
+            .unwrap_or(chrono_tz::UTC);
+        local = tz.from_utc_datetime(&local).naive_local();
     }
-    let tz: chrono_tz::Tz = crate::upstream::graph::zones::iana(zone)
-        .and_then(|z| z.parse().ok())
-        .unwrap_or(chrono_tz::UTC);
-    Some(tz.from_utc_datetime(&local).date_naive())
+    if local.time() >= start_time {
+        Some(local.date())
+    } else {
+        local.date().pred_opt()
+    }
 }
 
 #[cfg(test)]
@@ -499,6 +501,32 @@ mod tests {
     }
 
     #[test]
+    fn wkst_defaults_to_monday_and_until_respects_the_time_of_day() {
+        let start = NaiveDate::from_ymd_opt(2027, 3, 1)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap();
+        let r = from_rrule("FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,SU", start, "Europe/Berlin").unwrap();
+        assert_eq!(r.pattern.first_day_of_week.as_deref(), Some("monday"));
+        // 06:59Z on 26 April is 08:59 in Berlin, before that day's 09:00.
+        let r = from_rrule(
+            "FREQ=WEEKLY;BYDAY=MO;UNTIL=20270426T065900Z",
+            start,
+            "Europe/Berlin",
+        )
+        .unwrap();
+        assert_eq!(r.range.end_date.as_deref(), Some("2027-04-25"));
+        // 07:00Z is exactly 09:00: that occurrence is included.
+        let r = from_rrule(
+            "FREQ=WEEKLY;BYDAY=MO;UNTIL=20270426T070000Z",
+            start,
+            "Europe/Berlin",
+        )
+        .unwrap();
+        assert_eq!(r.range.end_date.as_deref(), Some("2027-04-26"));
+    }
+
+    #[test]
     fn inexpressible_rules_are_refused_with_a_reason() {
         let start = NaiveDate::from_ymd_opt(2026, 3, 2)
             .unwrap()
@@ -513,10 +541,10 @@ mod tests {
             "FREQ=DAILY;BYHOUR=9,17",
             "FREQ=MONTHLY;BYDAY=MO",
         ] {
-            let e = from_rrule(rule, start, "Europe/Berlin", false).unwrap_err();
+            let e = from_rrule(rule, start, "Europe/Berlin").unwrap_err();
             assert!(!e.is_empty(), "{rule}");
         }
-        let r = from_rrule("FREQ=MONTHLY;BYDAY=2TU", start, "Europe/Berlin", false).unwrap();
+        let r = from_rrule("FREQ=MONTHLY;BYDAY=2TU", start, "Europe/Berlin").unwrap();
         assert_eq!(
             (r.pattern.kind.as_str(), r.pattern.index.as_deref()),
             ("relativeMonthly", Some("second"))
@@ -625,7 +653,7 @@ mod tests {
             let start = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap().and_hms_opt(if all_day { 0 } else { 9 }, 0, 0).unwrap();
             let kind = if all_day { StartKind::Date } else { StartKind::Timed(chrono_tz::Europe::Berlin) };
             let rule = to_rrule(&r, kind).unwrap();
-            let back = from_rrule(&rule, start, "Europe/Berlin", all_day).unwrap();
+            let back = from_rrule(&rule, start, "Europe/Berlin").unwrap();
             prop_assert_eq!(normalise(back), normalise(r), "via {}", rule);
         }
     }

@@ -383,16 +383,15 @@ fn recurrence_of(s: &Series<'_>, zone: Tz) -> Result<Option<Recurrence>, Unexpre
             zone.name()
         ))
     })?;
-    let r =
-        recurrence::from_rrule(&prepared, local, zone_name, s.start.is_date()).map_err(|e| {
-            if e.starts_with("Microsoft") {
-                Unexpressible::new(format!("{e}."))
-            } else {
-                Unexpressible::new(format!(
-                    "Microsoft calendars cannot express this RRULE: {e}."
-                ))
-            }
-        })?;
+    let r = recurrence::from_rrule(&prepared, local, zone_name).map_err(|e| {
+        if e.starts_with("Microsoft") {
+            Unexpressible::new(format!("{e}."))
+        } else {
+            Unexpressible::new(format!(
+                "Microsoft calendars cannot express this RRULE: {e}."
+            ))
+        }
+    })?;
     let parsed = RRule::parse(&prepared)
         .map_err(|e| Unexpressible::new(format!("The RRULE cannot be read ({e}).")))?;
     if parsed.iter(local).next() != Some(local) {
