@@ -445,6 +445,7 @@ async fn connect_account(
     token: &str,
     staff: &str,
     provider: &str,
+    write_back: bool,
 ) -> anyhow::Result<String> {
     let client = crate::upstream::http::build_client(std::time::Duration::from_secs(30));
     let api = |path: &str| format!("{base}/api/v1{path}");
@@ -488,9 +489,11 @@ async fn connect_account(
         client
             .put(api(&format!("/accounts/{account}/calendars/{id}")))
             .bearer_auth(token)
-            .json(
-                &serde_json::json!({"selected": true, "direction": "read_only", "conflicts": true}),
-            )
+            .json(&if write_back {
+                serde_json::json!({"selected": true, "direction": "bidirectional", "primary": true, "conflicts": true})
+            } else {
+                serde_json::json!({"selected": true, "direction": "read_only", "conflicts": true})
+            })
             .send()
             .await?
             .error_for_status()?;
@@ -542,7 +545,9 @@ pub async fn run(
         };
         seed_upstream(&emu, provider, email, zone)?;
         let pname = if i < 2 { "google" } else { "microsoft" };
-        let account = connect_account(&config.public_url, &token, id, pname).await?;
+        // The CalDAV user's Google calendar is written back to (CalDAV edits
+        // and new appointments go upstream); the others are read-only.
+        let account = connect_account(&config.public_url, &token, id, pname, i == 0).await?;
         accounts.push((name.clone(), pname, account));
     }
     println!();
@@ -567,10 +572,15 @@ pub async fn run(
         "  Connected accounts (emulated Google and Microsoft at {}):",
         emu.base_url
     );
-    for (name, provider, account) in &accounts {
+    for (i, (name, provider, account)) in accounts.iter().enumerate() {
         println!(
-            "    {name:<14} {provider:<10} {}/api/v1/accounts/{account}/status",
-            config.public_url
+            "    {name:<14} {provider:<10} {}/api/v1/accounts/{account}/status{}",
+            config.public_url,
+            if i == 0 {
+                "  (read-write: CalDAV edits and new appointments go back to Google)"
+            } else {
+                "  (read-only)"
+            }
         );
     }
     println!();
