@@ -1,9 +1,14 @@
 //! Request bodies with a size limit: raw bytes, and JSON that fails with a
 //! JSON error naming the problem.
 
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
+use axum::response::Response;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
@@ -138,4 +143,109 @@ impl<T: DeserializeOwned + Default> FromRequest<App> for OptionalJson<T> {
         }
         parse_json(&bytes).map(OptionalJson)
     }
+}
+
+/// The most of an unread request body drained so the connection can be
+/// reused; anything larger closes the connection instead.
+const DRAIN_LIMIT: u64 = 1 << 20;
+
+/// A request body that hands back whatever its reader left unread when it
+/// is dropped (see [`drain_unread`]).
+struct Reclaim {
+    inner: Option<Body>,
+    slot: Arc<Mutex<Option<Body>>>,
+}
+
+impl http_body::Body for Reclaim {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        match self.inner.as_mut() {
+            Some(b) => Pin::new(b).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_none_or(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner
+            .as_ref()
+            .map(http_body::Body::size_hint)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Reclaim {
+    fn drop(&mut self) {
+        if let Some(b) = self.inner.take() {
+            if !http_body::Body::is_end_stream(&b) {
+                if let Ok(mut slot) = self.slot.lock() {
+                    *slot = Some(b);
+                }
+            }
+        }
+    }
+}
+
+/// Middleware: a handler that answers without reading the request body (a
+/// 401 challenge, a redirect, an early 4xx) would otherwise leave hyper to
+/// close the connection under a client that is about to reuse it, which
+/// clients report as "remote end closed connection without response". The
+/// rest of a small body is read and dropped before the answer goes out; a
+/// large one, or one the client is waiting on `100-continue` to send, gets
+/// `Connection: close` so the client knows not to reuse the connection.
+pub async fn drain_unread(req: Request, next: axum::middleware::Next) -> Response {
+    if http_body::Body::is_end_stream(req.body()) {
+        return next.run(req).await;
+    }
+    let waits_for_continue = req
+        .headers()
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let slot = Arc::new(Mutex::new(None));
+    let req = req.map(|b| {
+        Body::new(Reclaim {
+            inner: Some(b),
+            slot: slot.clone(),
+        })
+    });
+    let mut resp = next.run(req).await;
+    let left = slot.lock().ok().and_then(|mut s| s.take());
+    if let Some(body) = left {
+        let drainable = !waits_for_continue && declared.is_none_or(|n| n <= DRAIN_LIMIT);
+        let drained = drainable
+            && tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                let mut body = http_body_util::Limited::new(body, DRAIN_LIMIT as usize);
+                while let Some(frame) = body.frame().await {
+                    if frame.is_err() {
+                        return false;
+                    }
+                }
+                true
+            })
+            .await
+            .unwrap_or(false);
+        if !drained {
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
+    }
+    resp
 }

@@ -141,6 +141,7 @@ pub fn router(app: App) -> Router {
         .merge(oauth::router())
         .merge(dav::router())
         .fallback(not_found)
+        .layer(middleware::from_fn(body::drain_unread))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
 }
