@@ -123,3 +123,19 @@ async fn a_large_unread_body_closes_the_connection_openly() {
         "{head}"
     );
 }
+
+#[tokio::test]
+async fn header_names_go_out_in_title_case() {
+    let s = TestServer::start().await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    send_split(&mut stream, "PROPFIND", "/dav/", PROPFIND, "").await;
+    let (status, head) = read_response(&mut stream).await.expect("an answer");
+    assert_eq!(status, 401, "{head}");
+    // Proxies and older clients that match header names byte for byte
+    // (python-caldav's proxy test rewrites "\r\nContent-Type: ") see the
+    // usual spelling.
+    assert!(head.contains("\r\nContent-Type: "), "{head}");
+    assert!(head.contains("\r\nContent-Length: "), "{head}");
+    assert!(!head.contains("\r\ncontent-"), "{head}");
+}

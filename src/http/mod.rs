@@ -212,6 +212,11 @@ pub async fn run(
         // Slow clients that never finish their headers are cut off.
         .header_read_timeout(Duration::from_secs(10))
         .max_buf_size(64 * 1024)
+        // Header names go out as `Content-Type`, not `content-type`: HTTP
+        // says case does not matter, but some proxies and older DAV
+        // clients match names byte for byte (python-caldav's proxy test
+        // rewrites `\r\nContent-Type: ` and finds nothing otherwise).
+        .title_case_headers(true)
         .keep_alive(true);
     builder
         .http2()
