@@ -1346,6 +1346,44 @@ async fn mkcalendar_mkcol_and_delete_of_calendars() {
     let r = dav(&srv, &u, "MKCALENDAR", "/dav/principals/", &[], "").await;
     assert_eq!(r.status, 403);
 
+    // A calendar created without a component set takes events, tasks and
+    // journals, and says so.
+    let mixed = u.cal("mixed");
+    assert_eq!(
+        dav(&srv, &u, "MKCALENDAR", &mixed, &[], "").await.status,
+        201
+    );
+    let r = propfind(
+        &srv,
+        &u,
+        &mixed,
+        "0",
+        "<c:supported-calendar-component-set/>",
+    )
+    .await;
+    let comps: Vec<String> = ms(&r)
+        .get(&mixed)
+        .found(&names::SUPPORTED_CALENDAR_COMPONENT_SET)
+        .elements()
+        .map(|c| c.attr("name").unwrap().to_string())
+        .collect();
+    assert_eq!(comps, vec!["VEVENT", "VTODO", "VJOURNAL"]);
+    let todo = vcal("BEGIN:VTODO\nUID:mixed-t\nDTSTAMP:20260101T000000Z\nSUMMARY:Task\nEND:VTODO");
+    assert_eq!(
+        put(&srv, &u, &format!("{mixed}t.ics"), &todo, &[])
+            .await
+            .status,
+        201
+    );
+    let journal =
+        vcal("BEGIN:VJOURNAL\nUID:mixed-j\nDTSTAMP:20260101T000000Z\nSUMMARY:Note\nEND:VJOURNAL");
+    assert_eq!(
+        put(&srv, &u, &format!("{mixed}j.ics"), &journal, &[])
+            .await
+            .status,
+        201
+    );
+
     // A task list holds tasks; the appointments calendar does not.
     let tasks = u.cal("tasks");
     let r = dav(
@@ -1402,7 +1440,8 @@ async fn mkcalendar_mkcol_and_delete_of_calendars() {
             u.cal("appointments"),
             work.clone(),
             tasks.clone(),
-            u.cal("team")
+            u.cal("team"),
+            u.cal("mixed")
         ])
     );
 

@@ -93,7 +93,10 @@ pub async fn make(
 
 fn new_calendar(ctx: &Ctx, slug: String, p: CollectionProps) -> Result<Calendar, DavError> {
     let components = match &p.components {
-        None => None,
+        // RFC 4791 §5.3.1 leaves the default to the server: like Radicale
+        // and Xandikos, a calendar created without a component set holds
+        // events, tasks and journals (clients add tasks to it unasked).
+        None => Some(COMPONENTS.iter().map(|c| c.to_string()).collect()),
         Some(asked) => {
             let unknown: Vec<&str> = asked
                 .iter()
