@@ -331,6 +331,16 @@ async fn discovery_from_well_known_to_calendars() {
     let r = raw(&srv, None, "PROPFIND", "/.well-known/caldav", &[], "").await;
     assert_eq!(r.status, 301);
     assert_eq!(r.header("location"), Some("/dav/"));
+    // A client given only the host asks the server root: it speaks CalDAV
+    // and sends PROPFIND on to the context path; other methods find nothing.
+    let r = raw(&srv, None, "OPTIONS", "/", &[], "").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("dav").unwrap().contains("calendar-access"));
+    let r = raw(&srv, None, "PROPFIND", "/", &[("Depth", "0")], "").await;
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/dav/"));
+    assert_eq!(raw(&srv, None, "GET", "/", &[], "").await.status, 404);
+    assert_eq!(raw(&srv, None, "PUT", "/", &[], "x").await.status, 404);
 
     // OPTIONS advertises the classes and methods, without credentials.
     let r = raw(&srv, None, "OPTIONS", "/dav/", &[], "").await;

@@ -66,6 +66,7 @@ pub const ALLOW: &str =
 /// The CalDAV routes: `/.well-known/caldav` and everything under `/dav`.
 pub fn router() -> Router<App> {
     Router::new()
+        .route("/", any(server_root))
         .route("/.well-known/caldav", any(well_known))
         .route("/.well-known/caldav/", any(well_known))
         .route("/dav", any(handle))
@@ -82,6 +83,25 @@ async fn well_known(State(app): State<App>) -> Response {
         .header(header::CONTENT_LENGTH, "0")
         .body(Body::empty())
         .expect("static response")
+}
+
+/// The server root: clients given only the host (python-caldav, DAVx5 and
+/// Thunderbird with a bare `https://host/`) PROPFIND it for the principal
+/// before any well-known lookup. OPTIONS says it speaks CalDAV; PROPFIND
+/// and REPORT are sent on to the context path like the well-known URI;
+/// everything else is not found.
+async fn server_root(State(app): State<App>, req: Request) -> Response {
+    match req.method().as_str() {
+        "OPTIONS" => Response::builder()
+            .status(StatusCode::OK)
+            .header("DAV", DAV_CLASSES)
+            .header(header::ALLOW, "OPTIONS, PROPFIND")
+            .header(header::CONTENT_LENGTH, "0")
+            .body(Body::empty())
+            .expect("static response"),
+        "PROPFIND" | "REPORT" => well_known(State(app)).await,
+        _ => crate::http::error::ApiError::not_found("path").into_response(),
+    }
 }
 
 /// One authenticated request: the app, who is asking, and where hrefs
