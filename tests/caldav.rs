@@ -878,8 +878,13 @@ async fn paths_outside_the_layout_and_traversal() {
         assert!(put_status == want, "PUT {path}: {put_status}");
     }
     assert!(members(&srv, &u, &u.cal("appointments")).await.is_empty());
-    // Outside /dav/ CalDAV methods are not served at all.
+    // Outside /dav/ CalDAV methods are not served; only the root sends
+    // PROPFIND on to /dav/ (clients given the bare host).
     let r = dav(&srv, &u, "PROPFIND", "/", &[("Depth", "0")], "").await;
+    assert_eq!(r.status, 301);
+    let r = dav(&srv, &u, "PROPFIND", "/api/", &[("Depth", "0")], "").await;
+    assert_eq!(r.status, 404);
+    let r = dav(&srv, &u, "DELETE", "/", &[], "").await;
     assert_eq!(r.status, 404);
 }
 
