@@ -20,6 +20,8 @@
 //! - [`freebusy`]: busy periods over appointments and conflict calendars.
 //! - [`server`]: a whole server assembled from a config (serve, demo, tests).
 //! - [`demo`]: the sample company `calbridge demo` runs.
+//! - [`fuzzing`]: the properties the `cargo fuzz` targets check, shared with
+//!   the regression tests that replay saved crash inputs.
 
 pub mod config;
 pub mod crypto;
@@ -27,6 +29,7 @@ pub mod dav;
 pub mod demo;
 pub mod feed;
 pub mod freebusy;
+pub mod fuzzing;
 pub mod http;
 pub mod ics;
 pub mod model;

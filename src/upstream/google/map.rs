@@ -409,6 +409,13 @@ pub fn map_series(
     for line in &master.recurrence {
         match parse_property_line(line) {
             Ok(p) if matches!(p.name.as_str(), "RRULE" | "EXDATE" | "RDATE" | "EXRULE") => {
+                // A line whose value calbridge cannot read would make the
+                // whole stored object invalid (found by fuzzing): leave out
+                // that line only, and say so.
+                if let Err(e) = check_recurrence_value(&p) {
+                    warnings.push(format!("{}: recurrence line ignored ({e})", master.id));
+                    continue;
+                }
                 recurring = true;
                 m.push(p);
             }
@@ -491,6 +498,17 @@ pub fn map_series(
             .and_then(|x| x["private"]["calbridge"].as_str())
             .map(str::to_string),
     })
+}
+
+/// The value of a recurrence line read as object analysis will read it.
+fn check_recurrence_value(p: &Property) -> Result<(), crate::ics::IcsError> {
+    use crate::ics::value::{date_list, rdate_list};
+    match p.name.as_str() {
+        "RRULE" | "EXRULE" => crate::ics::rrule::RRule::parse(&p.value).map(|_| ()),
+        "RDATE" => rdate_list(p).map(|_| ()),
+        "EXDATE" => date_list(p).map(|_| ()),
+        _ => Ok(()),
+    }
 }
 
 /// One recurrence line (`RRULE:…`, `EXDATE;TZID=…:…`) as a property.
