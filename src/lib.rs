@@ -21,6 +21,8 @@
 //! - [`server`]: a whole server assembled from a config (serve, demo, tests).
 //! - [`backup`]: consistent online backups and restore.
 //! - [`demo`]: the sample company `calbridge demo` runs.
+//! - [`fuzzing`]: the properties the `cargo fuzz` targets check, shared with
+//!   the regression tests that replay saved crash inputs.
 
 pub mod backup;
 pub mod config;
@@ -29,6 +31,7 @@ pub mod dav;
 pub mod demo;
 pub mod feed;
 pub mod freebusy;
+pub mod fuzzing;
 pub mod http;
 pub mod ics;
 pub mod model;

@@ -20,6 +20,7 @@
 
 use std::fmt::Write as _;
 
+use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
@@ -534,6 +535,7 @@ impl TreeBuilder<'_, '_> {
             prefix,
             offset: self.pos(),
         })?;
+        let ns = self.namespace_name(&ns)?;
         let local = start.local_name().into_inner();
         let mut el = Element::new(QName::new(ns, local));
         for attr in start.attributes() {
@@ -545,7 +547,7 @@ impl TreeBuilder<'_, '_> {
             check_name(key.into_inner()).map_err(|m| self.malformed(m))?;
             let (ans, alocal) = self.reader.resolver().resolve_attribute(key);
             let ans = match ans {
-                ResolveResult::Bound(n) => n.0.to_string(),
+                ResolveResult::Bound(n) => self.namespace_name(n.0)?,
                 ResolveResult::Unbound => String::new(),
                 ResolveResult::Unknown(prefix) => {
                     return Err(XmlError::UnknownPrefix {
@@ -569,6 +571,29 @@ impl TreeBuilder<'_, '_> {
             });
         }
         Ok(el)
+    }
+
+    /// A namespace name from its `xmlns` declaration as written. The name
+    /// is the attribute's normalized value (Namespaces in XML §3, XML
+    /// §3.3.3: `xmlns:X="a&amp;b"` names `a&b`), but quick-xml resolves
+    /// prefixes to the raw text. Taken raw, a name holding `&amp;` or `&gt;`
+    /// grew on every write-back of a dead property, and an undeclared entity
+    /// or a forbidden character reference got through (found by fuzzing).
+    fn namespace_name(&self, raw: &str) -> Result<String, XmlError> {
+        let attr = Attribute {
+            key: quick_xml::name::QName("xmlns"),
+            value: raw.into(),
+        };
+        let value = attr
+            .normalized_value_with(XmlVersion::Implicit1_0, 1, predefined_entity)
+            .map_err(|e| map_quick_xml_error(e, self.pos()))?;
+        if let Some(c) = value.chars().find(|&c| !is_xml_char(c)) {
+            return Err(XmlError::ForbiddenChar {
+                code: c as u32,
+                offset: self.pos(),
+            });
+        }
+        Ok(value.into_owned())
     }
 
     fn close(&mut self, el: Element) -> Result<(), XmlError> {
@@ -725,6 +750,24 @@ mod tests {
         assert_eq!(e.attr("name"), Some("V&E"));
         assert_eq!(e.attrs[1].name, QName::new("urn:x", "y"));
         assert_eq!(e.attrs.len(), 2, "xmlns declarations are not attributes");
+    }
+
+    #[test]
+    fn namespace_names_are_unescaped_and_survive_to_xml() {
+        let e =
+            parse(br#"<x:a xmlns:x="urn:a&amp;b&gt;c" xmlns:y="urn:&#x79;" y:k="v"/>"#).unwrap();
+        assert_eq!(e.name, QName::new("urn:a&b>c", "a"));
+        assert_eq!(e.attrs[0].name, QName::new("urn:y", "k"));
+        let again = parse(e.to_xml().as_bytes()).unwrap();
+        assert_eq!(again, e);
+        assert!(matches!(
+            err(r#"<x:a xmlns:x="urn:&bogus;"/>"#),
+            XmlError::Entity { .. } | XmlError::Malformed { .. }
+        ));
+        assert!(matches!(
+            err(r#"<a xmlns="urn:&#1;"/>"#),
+            XmlError::ForbiddenChar { code: 1, .. }
+        ));
     }
 
     #[test]

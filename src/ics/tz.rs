@@ -10,12 +10,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use super::rrule::RRule;
+use super::rrule::{RRule, RRuleIter};
 use super::value::{clean_tzid, date_list, rdate_list, DateTimeValue, RDate};
 use super::windows_zones::{IANA_TO_WINDOWS, WINDOWS_TO_IANA};
 use super::{Component, IcsError};
@@ -140,6 +140,52 @@ struct Observance {
     /// The rule's UNTIL as wall-clock time in the `from` offset.
     until: Option<NaiveDateTime>,
     rdates: Vec<NaiveDateTime>,
+    /// The rule's onsets, walked once and kept.
+    memo: OnsetMemo,
+}
+
+/// Most onsets of one observance rule that are walked and kept. A real
+/// rule is yearly: from 1601 (Outlook's DTSTART) this reaches past 3600. A
+/// denser rule (only a hostile VTIMEZONE has one) keeps the offset of its
+/// last kept onset from there on. 2 048 onsets take 24 KiB.
+const MEMO_ONSETS: usize = 2_048;
+
+/// The onsets of an observance's rule from its first, in order, walked on
+/// demand as far as the latest lookup needs and kept, so that every lookup
+/// after the first is a binary search.
+///
+/// Why: every wall-clock conversion looks up the onset in effect, several
+/// per instance. A lookup used to walk the rule from 800 days back (or from
+/// DTSTART, for a rule with COUNT) each time; with a hostile rule
+/// (`FREQ=HOURLY` or denser, a COUNT walked from 1601, a rule that never
+/// matches) each walk ran to the iterator's limits, and expanding a few
+/// instances took longer than libFuzzer's 10 s timeout (found by fuzzing).
+/// Now the walk happens once per observance and zone, within
+/// [`MEMO_ONSETS`] onsets and the iterator's work budget.
+#[derive(Debug, Default)]
+struct OnsetMemo(Mutex<MemoState>);
+
+#[derive(Debug, Clone, Default)]
+struct MemoState {
+    onsets: Vec<NaiveDateTime>,
+    /// Positioned after the last kept onset; made on the first lookup.
+    iter: Option<RRuleIter>,
+    /// The rule (or the kept-onsets bound) has no more onsets.
+    done: bool,
+}
+
+impl Clone for OnsetMemo {
+    fn clone(&self) -> Self {
+        OnsetMemo(Mutex::new(self.state().clone()))
+    }
+}
+
+impl OnsetMemo {
+    fn state(&self) -> std::sync::MutexGuard<'_, MemoState> {
+        // The state is consistent between statements; a panic elsewhere
+        // while it was held leaves it usable.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// A zone defined by a VTIMEZONE component.
@@ -238,6 +284,7 @@ impl CustomZone {
                 rule,
                 until,
                 rdates,
+                memo: OnsetMemo::default(),
             });
         }
         // An EXDATE on an observance is so rare it is not worth a branch on
@@ -286,31 +333,40 @@ impl Observance {
             return None;
         }
         let mut best = Some(self.start);
-        let from_rdates = self.rdates.iter().rev().find(|r| **r <= target).copied();
-        best = best.max(from_rdates);
+        // RDATEs are sorted: a binary search, not a scan of every one.
+        let n = self.rdates.partition_point(|r| *r <= target);
+        best = best.max(n.checked_sub(1).map(|i| self.rdates[i]));
         if let Some(rule) = &self.rule {
-            let target = match self.until {
-                Some(u) if u < target => u,
-                _ => target,
-            };
-            let walk = || {
-                rule.iter(self.start)
-                    .with_until(self.until)
-                    .with_limit(100_000)
-            };
-            // Onsets are yearly in practice: look two years back first, and
-            // walk from the first onset only if that finds nothing.
-            let back = target - Duration::days(800);
-            let mut last = None;
-            if rule.count.is_none() && back > self.start {
-                last = walk().starting_at(back).take_while(|t| *t <= target).last();
-            }
-            if last.is_none() {
-                last = walk().take_while(|t| *t <= target).last();
-            }
-            best = best.max(last);
+            best = best.max(self.rule_onset_at_or_before(rule, target));
         }
         best
+    }
+
+    /// The latest onset of the rule at or before `target`, from the memo,
+    /// walking the rule further only when every kept onset precedes it.
+    fn rule_onset_at_or_before(
+        &self,
+        rule: &RRule,
+        target: NaiveDateTime,
+    ) -> Option<NaiveDateTime> {
+        let mut state = self.memo.state();
+        let MemoState { onsets, iter, done } = &mut *state;
+        while !*done && onsets.last().is_none_or(|last| *last <= target) {
+            let walk = iter.get_or_insert_with(|| {
+                rule.iter(self.start)
+                    .with_until(self.until)
+                    .with_limit(MEMO_ONSETS)
+            });
+            match walk.next() {
+                Some(t) => onsets.push(t),
+                None => {
+                    *done = true;
+                    *iter = None;
+                }
+            }
+        }
+        let n = onsets.partition_point(|t| *t <= target);
+        n.checked_sub(1).map(|i| onsets[i])
     }
 }
 
@@ -747,6 +803,62 @@ mod tests {
         );
         // Before the first onset: the earliest observance's TZOFFSETFROM.
         assert_eq!(custom.offset_at(dt("1970-06-01 00:00:00")), 3600);
+    }
+
+    fn custom_zone(observances: &str) -> Arc<CustomZone> {
+        let text = format!(
+            "BEGIN:VCALENDAR\r\nBEGIN:VTIMEZONE\r\nTZID:Z\r\n{observances}END:VTIMEZONE\r\nEND:VCALENDAR\r\n"
+        );
+        let cal = crate::ics::parse(text.as_bytes()).unwrap();
+        Arc::new(CustomZone::from_component(&cal.children[0]).unwrap())
+    }
+
+    #[test]
+    fn onsets_are_walked_once_in_any_lookup_order() {
+        // Outlook's shape: from 1601, here with a COUNT (walked from DTSTART).
+        let z = custom_zone(
+            "BEGIN:DAYLIGHT\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\n\
+             DTSTART:16010325T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU;COUNT=1000\r\n\
+             END:DAYLIGHT\r\nBEGIN:STANDARD\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\n\
+             DTSTART:16011028T030000\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU;COUNT=1000\r\n\
+             END:STANDARD\r\n",
+        );
+        let custom = Zone::Custom(z.clone());
+        let real = Zone::Iana(chrono_tz::Europe::Berlin);
+        for t in [
+            "2030-07-01 12:00:00",
+            "1999-01-01 12:00:00",
+            "2024-03-31 01:00:00",
+            "2024-03-31 00:59:59",
+            "1997-10-26 00:59:59",
+            "2030-12-01 12:00:00",
+        ] {
+            assert_eq!(custom.offset_at(dt(t)), real.offset_at(dt(t)), "at {t}");
+        }
+        // Walked as far as the latest lookup (2030) needed, and no further.
+        let kept = z.observances[0].memo.state().onsets.len();
+        assert!((429..=431).contains(&kept), "{kept} onsets kept");
+    }
+
+    #[test]
+    fn a_dense_observance_rule_is_walked_within_bounds() {
+        // An onset every second from 2025: no real zone, but a VTIMEZONE
+        // anyone can send. Lookups stay cheap and the memo stays bounded.
+        let z = custom_zone(
+            "BEGIN:STANDARD\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0100\r\n\
+             DTSTART:19700101T000000\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\n\
+             TZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nDTSTART:20250101T000000\r\n\
+             RRULE:FREQ=SECONDLY\r\nEND:DAYLIGHT\r\n",
+        );
+        let custom = Zone::Custom(z.clone());
+        let mut t = dt("2025-01-01 00:00:00");
+        for _ in 0..5_000 {
+            custom.to_utc(t);
+            t += Duration::hours(1);
+        }
+        assert_eq!(custom.offset_at(dt("2025-01-01 00:10:00")), 7200);
+        assert_eq!(custom.offset_at(dt("2024-12-31 22:00:00")), 3600);
+        assert_eq!(z.observances[1].memo.state().onsets.len(), MEMO_ONSETS);
     }
 
     #[test]

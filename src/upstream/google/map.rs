@@ -409,6 +409,13 @@ pub fn map_series(
     for line in &master.recurrence {
         match parse_property_line(line) {
             Ok(p) if matches!(p.name.as_str(), "RRULE" | "EXDATE" | "RDATE" | "EXRULE") => {
+                // A line whose value calbridge cannot read would make the
+                // whole stored object invalid (found by fuzzing): leave out
+                // that line only, and say so.
+                if let Err(e) = check_recurrence_value(&p) {
+                    warnings.push(format!("{}: recurrence line ignored ({e})", master.id));
+                    continue;
+                }
                 recurring = true;
                 m.push(p);
             }
@@ -445,9 +452,24 @@ pub fn map_series(
                 continue;
             }
         };
+        // Two pieces for one occurrence (an item listed twice across pages,
+        // or two ids with one original start) would give two overrides with
+        // one RECURRENCE-ID, which no calendar object may hold (found by
+        // fuzzing): the first one wins.
+        let rid_prop = rid.property("RECURRENCE-ID");
+        if overrides
+            .iter()
+            .any(|(_, _, o): &(_, _, Component)| o.prop("RECURRENCE-ID") == Some(&rid_prop))
+        {
+            warnings.push(format!(
+                "{}: a second exception for the same occurrence, ignored",
+                ex.id
+            ));
+            continue;
+        }
         let mut o = Component::new("VEVENT");
         o.push(Property::new("UID", uid.clone()));
-        o.push(rid.property("RECURRENCE-ID"));
+        o.push(rid_prop);
         o.push(s.property("DTSTART"));
         o.push(e.property("DTEND"));
         // Google returns full exception events, so every field is the
@@ -491,6 +513,17 @@ pub fn map_series(
             .and_then(|x| x["private"]["calbridge"].as_str())
             .map(str::to_string),
     })
+}
+
+/// The value of a recurrence line read as object analysis will read it.
+fn check_recurrence_value(p: &Property) -> Result<(), crate::ics::IcsError> {
+    use crate::ics::value::{date_list, rdate_list};
+    match p.name.as_str() {
+        "RRULE" | "EXRULE" => crate::ics::rrule::RRule::parse(&p.value).map(|_| ()),
+        "RDATE" => rdate_list(p).map(|_| ()),
+        "EXDATE" => date_list(p).map(|_| ()),
+        _ => Ok(()),
+    }
 }
 
 /// One recurrence line (`RRULE:…`, `EXDATE;TZID=…:…`) as a property.

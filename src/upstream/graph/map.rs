@@ -609,9 +609,24 @@ pub fn map_series(
                 continue;
             }
         };
+        // Two pieces for one occurrence (an item listed twice across pages,
+        // or two ids with one original start) would give two overrides with
+        // one RECURRENCE-ID, which no calendar object may hold (found by
+        // fuzzing): the first one wins.
+        let rid_prop = rid.property("RECURRENCE-ID");
+        if overrides
+            .iter()
+            .any(|(_, _, o): &(_, _, Component)| o.prop("RECURRENCE-ID") == Some(&rid_prop))
+        {
+            warnings.push(format!(
+                "{}: a second exception for the same occurrence, ignored",
+                ex.id
+            ));
+            continue;
+        }
         let mut o = Component::new("VEVENT");
         o.push(Property::new("UID", uid.clone()));
-        o.push(rid.property("RECURRENCE-ID"));
+        o.push(rid_prop);
         let (os, oe) = (
             When::of(s, ex.is_all_day, zone),
             When::of(e, ex.is_all_day, zone),
