@@ -81,6 +81,7 @@ impl Child {
     /// Wait until `GET /healthz` answers 200 (or `path` does), failing the
     /// test with the log's tail if it does not within `limit`.
     pub async fn wait_ready(&mut self, path: &str, limit: Duration) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
