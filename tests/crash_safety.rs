@@ -733,7 +733,10 @@ fn check_store(dir: &std::path::Path, staff: &str) -> Result<usize, String> {
     Ok(n)
 }
 
-fn multistatus(body: &str) -> (Vec<(String, Option<u16>, Option<String>)>, Option<String>) {
+/// One response of a multistatus: href, status, getetag.
+type Entry = (String, Option<u16>, Option<String>);
+
+fn multistatus(body: &str) -> (Vec<Entry>, Option<String>) {
     let limits = xml::Limits {
         max_depth: 64,
         max_elements: 10_000_000,
@@ -828,10 +831,26 @@ async fn resolve(c: &reqwest::Client, base: &str, s: &Setup, model: &Shared) -> 
     }
     let items = v.as_array().unwrap().clone();
     assert!(items.len() < 1000, "more events than one page holds");
-    let mut listed: BTreeMap<String, Value> = items
+    let listed: BTreeMap<String, Value> = items
         .iter()
         .map(|a| (a["id"].as_str().unwrap().to_string(), a.clone()))
         .collect();
+    let check = adopt_appointments(model, listed)?;
+    for (id, a) in check {
+        let (st, v) = admin(c, base, "GET", &format!("/api/v1/appointments/{id}"), None).await;
+        if st != 200 || appt_from_json(&v).fields != a.fields {
+            return Err(format!("GET appointment {id}: {st} {v}, expected {a:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the listed appointments against the model (acknowledged or in
+/// flight), adopts what survived, and returns what to read back by id.
+fn adopt_appointments(
+    model: &Shared,
+    mut listed: BTreeMap<String, Value>,
+) -> Result<Vec<(String, Appt)>, String> {
     let mut m = lock(model);
     let ids: Vec<String> = m.appts.keys().cloned().collect();
     for id in ids {
@@ -883,14 +902,7 @@ async fn resolve(c: &reqwest::Client, base: &str, s: &Setup, model: &Shared) -> 
         .iter()
         .map(|(id, s)| (id.clone(), s.acked.clone().unwrap()))
         .collect();
-    drop(m);
-    for (id, a) in check {
-        let (st, v) = admin(c, base, "GET", &format!("/api/v1/appointments/{id}"), None).await;
-        if st != 200 || appt_from_json(&v).fields != a.fields {
-            return Err(format!("GET appointment {id}: {st} {v}, expected {a:?}"));
-        }
-    }
-    Ok(())
+    Ok(check)
 }
 
 fn describe(o: &Option<Obj>) -> String {

@@ -554,7 +554,9 @@ async fn compressed_request_bodies_are_refused() {
         " gzip ",
     ] {
         let e = ("Content-Encoding", enc.as_bytes());
-        let cases: Vec<(&str, String, Vec<(&str, &[u8])>, Vec<u8>)> = vec![
+        // (method, path, headers, body)
+        type Case<'a> = (&'a str, String, Vec<(&'a str, &'a [u8])>, Vec<u8>);
+        let cases: Vec<Case> = vec![
             (
                 "PUT",
                 obj.clone(),

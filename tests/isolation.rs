@@ -532,11 +532,11 @@ async fn raw(
         .unwrap_or_else(|e| panic!("{method} {}: {e}", String::from_utf8_lossy(path)))
 }
 
+/// Extra headers and a body for one attempt.
+type Attempt = (Vec<(&'static str, Vec<u8>)>, Vec<u8>);
+
 /// The bodies each method is tried with.
-fn bodies_for(
-    method: &str,
-    victim_hrefs: &[String],
-) -> Vec<(Vec<(&'static str, Vec<u8>)>, Vec<u8>)> {
+fn bodies_for(method: &str, victim_hrefs: &[String]) -> Vec<Attempt> {
     let hrefs: String = victim_hrefs
         .iter()
         .map(|h| format!("<d:href>{h}</d:href>"))

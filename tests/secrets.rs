@@ -843,12 +843,12 @@ async fn no_secret_is_logged_at_trace_level() {
 
 // ---------------------------------------------------------------- SSRF
 
+/// Status, headers and body of a fake upstream's answer.
+type Answer = (u16, Vec<(&'static str, String)>, String);
+
 /// A server that answers every request with `answer(path_and_query)` and
 /// counts what it got.
-async fn fake(
-    answer: fn(&str, u16, u16) -> (u16, Vec<(&'static str, String)>, String),
-    other: u16,
-) -> (u16, Arc<AtomicUsize>) {
+async fn fake(answer: fn(&str, u16, u16) -> Answer, other: u16) -> (u16, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let hits = Arc::new(AtomicUsize::new(0));
@@ -879,12 +879,12 @@ async fn fake(
 }
 
 /// The "other host": counts requests, answers an empty page.
-fn elsewhere(_: &str, _: u16, _: u16) -> (u16, Vec<(&'static str, String)>, String) {
+fn elsewhere(_: &str, _: u16, _: u16) -> Answer {
     (200, vec![], r#"{"value": [], "items": []}"#.into())
 }
 
 /// The configured API host: each path gives another trick.
-fn configured(path: &str, me: u16, other: u16) -> (u16, Vec<(&'static str, String)>, String) {
+fn configured(path: &str, me: u16, other: u16) -> Answer {
     let page = |next: String| {
         (
             200,
