@@ -551,6 +551,80 @@ async fn slow_clients_are_cut_off_without_starving_others() {
     drop(held);
 }
 
+/// A burst of requests with wrong passwords (which are never cached, so
+/// each costs an Argon2 verification of 19 MiB) must not take memory in
+/// proportion to its size, and a staff member already signed in keeps
+/// being served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_wrong_passwords_does_not_exhaust_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = [
+        ("CALBRIDGE_ADMIN_TOKEN", ADMIN),
+        ("CALBRIDGE_SECRET_KEY", SECRET),
+        ("CALBRIDGE_LOG", "warn"),
+    ];
+    let mut server = Child::serve(&tmp.path().join("data"), &tmp.path().join("log"), &env);
+    server.wait_ready("/readyz", Duration::from_secs(60)).await;
+    let c = client();
+    let site = populate(&c, &server.base, 1).await;
+    let (sid, email, pw) = site.staff[0].clone();
+    let own = format!("{}/dav/calendars/{sid}/", site.base);
+    let propfind = |user: String, pass: String| {
+        c.request("PROPFIND".parse().unwrap(), &own)
+            .basic_auth(user, Some(pass))
+            .header("Depth", "0")
+    };
+    // Signed in once: the credentials are cached.
+    assert_eq!(
+        propfind(email.clone(), pw.clone())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        207
+    );
+    let pid = server.pid();
+    let before = rss_kib(pid);
+    let burst = 200;
+    let mut tasks = Vec::new();
+    for i in 0..burst {
+        let req = reqwest::Client::new()
+            .request("PROPFIND".parse().unwrap(), &own)
+            .basic_auth(&email, Some(format!("wrong-{i}")))
+            .header("Depth", "0");
+        tasks.push(tokio::spawn(async move {
+            req.send().await.map(|r| r.status().as_u16())
+        }));
+    }
+    let mut peak = before;
+    let mut served = 0;
+    while !tasks.iter().all(|t| t.is_finished()) {
+        peak = peak.max(rss_kib(pid));
+        let t0 = Instant::now();
+        let r = propfind(email.clone(), pw.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 207);
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "signed-in request took {:?}",
+            t0.elapsed()
+        );
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), 401);
+    }
+    peak = peak.max(rss_kib(pid));
+    eprintln!("{burst} wrong passwords: RSS {before} KiB before, peak {peak} KiB; {served} signed-in requests served meanwhile");
+    // 19 MiB per verification running at once; unbounded, 200 of them
+    // took 3.7 GB.
+    assert!(
+        peak - before < 400 * 1024,
+        "RSS grew by {} MiB during the burst",
+        (peak - before) / 1024
+    );
+}
+
 // ---------------------------------------------------------------- soak
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -563,7 +637,7 @@ async fn soak() {
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_calbridge").to_string());
     let tmp = tempfile::tempdir().unwrap();
 
-    // The emulator, with faults on a share of its requests.
+    // The emulator (faults come once the accounts are connected).
     let emu_port = child::free_port();
     let mut cmd = std::process::Command::new(&bin);
     cmd.args([
@@ -576,29 +650,6 @@ async fn soak() {
         .wait_ready("/_emulator/health", Duration::from_secs(60))
         .await;
     let c = client();
-    for rule in [
-        json!({"kind": "google_backend_error", "probability": 0.04}),
-        json!({"kind": "google_too_many_requests", "probability": 0.04}),
-        json!({"kind": "google_rate_limit", "probability": 0.02}),
-        json!({"kind": "graph_throttled", "retry_after": 1, "probability": 0.04}),
-        json!({"kind": "graph_unavailable", "retry_after": 1, "probability": 0.02}),
-        json!({"kind": "garbage", "probability": 0.02}),
-        json!({"kind": "truncated", "probability": 0.02}),
-        json!({"kind": "delay", "millis": 400, "probability": 0.05}),
-    ] {
-        let r = c
-            .post(upstream.url("/_emulator/faults"))
-            .json(&rule)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "{rule}: {}",
-            r.text().await.unwrap()
-        );
-    }
-
     let mut env: Vec<(String, String)> = child::emulator_env(&upstream.base);
     env.extend(
         [
@@ -704,6 +755,30 @@ async fn soak() {
         accounts.len(),
         mirrored.len()
     );
+
+    // Faults from now on (the connections above went through cleanly).
+    for rule in [
+        json!({"kind": "google_backend_error", "probability": 0.04}),
+        json!({"kind": "google_too_many_requests", "probability": 0.04}),
+        json!({"kind": "google_rate_limit", "probability": 0.02}),
+        json!({"kind": "graph_throttled", "retry_after": 1, "probability": 0.04}),
+        json!({"kind": "graph_unavailable", "retry_after": 1, "probability": 0.02}),
+        json!({"kind": "garbage", "probability": 0.02}),
+        json!({"kind": "truncated", "probability": 0.02}),
+        json!({"kind": "delay", "millis": 400, "probability": 0.05}),
+    ] {
+        let r = c
+            .post(upstream.url("/_emulator/faults"))
+            .json(&rule)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "{rule}: {}",
+            r.text().await.unwrap()
+        );
+    }
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let fds_idle = fds(pid);
