@@ -328,6 +328,19 @@ fn event(uid: &str, start: i64, summary: &str) -> String {
     )
 }
 
+/// The SUMMARY of an iCalendar object ("" if none).
+fn summary_of(body: &[u8]) -> String {
+    calbridge::ics::parse(body)
+        .ok()
+        .and_then(|c| {
+            c.children_named("VEVENT")
+                .next()
+                .and_then(|e| e.prop("SUMMARY"))
+                .map(|p| p.text_value())
+        })
+        .unwrap_or_default()
+}
+
 /// Days from now, in seconds since the epoch (events inside feed windows).
 fn soon(days: i64) -> i64 {
     chrono::Utc::now().timestamp() / 3600 * 3600 + days * 86_400
@@ -827,15 +840,20 @@ async fn soak() {
         }));
     }
 
-    // CalDAV clients.
+    // CalDAV clients. Each remembers the summary of its last acknowledged
+    // write of each object, to check at the end that none was lost.
+    let mut dav_tasks = Vec::new();
+    let overwritten: Arc<Mutex<Vec<String>>> = Arc::default();
     for i in 0..n_dav {
         let (site, stats, stop) = (site.clone(), stats.clone(), stop.clone());
+        let overwritten = overwritten.clone();
         let mirror = mirrored.get(&i).cloned();
-        tasks.push(tokio::spawn(async move {
+        dav_tasks.push(tokio::spawn(async move {
             let c = client();
             let (sid, email, pw) = site.staff[i].clone();
             let mut token = String::new();
-            let mut own: Vec<(String, String, String)> = Vec::new();
+            // (calendar, href, etag, summary of the last acknowledged write)
+            let mut own: Vec<(String, String, String, String)> = Vec::new();
             let mut n = 0u64;
             tokio::time::sleep(jitter(0, 1000)).await;
             while !stop.load(Ordering::Relaxed) {
@@ -864,51 +882,65 @@ async fn soak() {
                 }
                 let mine: Vec<usize> = own.iter().enumerate().filter(|(_, o)| o.0 == slug).map(|(j, _)| j).collect();
                 let roll: f64 = rand::thread_rng().gen();
-                let (kind, req, slot) = if mine.len() < 8 || roll < 0.4 {
+                // Between 8 and 12 objects per calendar: the data stays
+                // the same size, so memory can be judged.
+                let (kind, req, slot) = if mine.len() < 8 || (mine.len() < 12 && roll < 0.4) {
                     let href = format!("c{i}-{n}.ics");
+                    let summary = format!("client {i} write {n}");
                     let req = c
                         .put(format!("{cal}{href}"))
                         .basic_auth(&email, Some(&pw))
                         .header("If-None-Match", "*")
                         .header("Content-Type", "text/calendar")
-                        .body(event(&format!("c{i}-{n}"), soon((n % 40) as i64), &format!("client {i} write {n}")));
-                    own.push((slug.clone(), href, String::new()));
-                    ("dav PUT (create)", req, own.len() - 1)
+                        .body(event(&format!("c{i}-{n}"), soon((n % 40) as i64), &summary));
+                    own.push((slug.clone(), href, String::new(), String::new()));
+                    ("dav PUT (create)", (req, summary), own.len() - 1)
                 } else {
                     let j = mine[rand::thread_rng().gen_range(0..mine.len())];
-                    let (_, href, etag) = own[j].clone();
+                    let (_, href, etag, _) = own[j].clone();
                     if roll < 0.85 {
                         let uid = href.trim_end_matches(".ics").to_string();
+                        let summary = format!("client {i} change {n}");
                         let req = c
                             .put(format!("{cal}{href}"))
                             .basic_auth(&email, Some(&pw))
                             .header("If-Match", etag)
                             .header("Content-Type", "text/calendar")
-                            .body(event(&uid, soon((n % 40) as i64), &format!("client {i} change {n}")));
-                        ("dav PUT (replace)", req, j)
+                            .body(event(&uid, soon((n % 40) as i64), &summary));
+                        ("dav PUT (replace)", (req, summary), j)
                     } else {
                         let req = c.delete(format!("{cal}{href}")).basic_auth(&email, Some(&pw)).header("If-Match", etag);
-                        ("dav DELETE", req, j)
+                        ("dav DELETE", (req, String::new()), j)
                     }
                 };
+                let (req, summary) = req;
                 match timed(&stats, kind, req).await {
                     Some((s, h, _)) if s == 201 || s == 204 => {
                         if kind == "dav DELETE" {
                             own.remove(slot);
                         } else {
                             own[slot].2 = h.get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                            own[slot].3 = summary;
                         }
                     }
                     Some((412, _, _)) => {
                         // The object changed under us (a sync rewrote a
-                        // mirrored twin): fetch its etag as a client would.
-                        let (_, href, _) = own[slot].clone();
+                        // mirrored twin): fetch it as a client would. A
+                        // rewrite may change the bytes, never the content
+                        // of our last acknowledged write.
+                        let (_, href, _, last) = own[slot].clone();
                         let req = c.get(format!("{cal}{href}")).basic_auth(&email, Some(&pw));
                         match timed(&stats, "dav GET (after 412)", req).await {
-                            Some((200, h, _)) => {
+                            Some((200, h, b)) => {
+                                let now = summary_of(&b);
+                                if now != last {
+                                    overwritten.lock().unwrap().push(format!("{slug}/{href}: wrote {last:?}, found {now:?}"));
+                                }
                                 own[slot].2 = h.get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                                own[slot].3 = now;
                             }
                             _ => {
+                                overwritten.lock().unwrap().push(format!("{slug}/{href}: wrote {last:?}, found it gone"));
                                 own.remove(slot);
                             }
                         }
@@ -921,6 +953,7 @@ async fn soak() {
                 }
                 tokio::time::sleep(jitter(200, 1000)).await;
             }
+            (i, own)
         }));
     }
 
@@ -985,7 +1018,7 @@ async fn soak() {
                     .json(&body)
                     .send()
                     .await;
-                tokio::time::sleep(Duration::from_millis(1000)).await;
+                tokio::time::sleep(Duration::from_millis(2000)).await;
             }
         }));
     }
@@ -1035,6 +1068,51 @@ async fn soak() {
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(120), t).await;
     }
+    let mut finals = Vec::new();
+    for t in dav_tasks {
+        finals.push(t.await.expect("a CalDAV client panicked"));
+    }
+
+    // Nothing acknowledged was lost: without faults, after every account
+    // has synced again, each object holds its last acknowledged write.
+    let _ = c.delete(upstream.url("/_emulator/faults")).send().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (a, _, _) in &accounts {
+        let _ = c
+            .post(format!("{}/api/v1/accounts/{a}/sync", site.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let mut lost = overwritten.lock().unwrap().clone();
+    let mut objects = 0;
+    for (i, own) in &finals {
+        let (sid, email, pw) = &site.staff[*i];
+        for (slug, href, _, last) in own.iter().filter(|o| !o.3.is_empty()) {
+            objects += 1;
+            let r = c
+                .get(format!("{}/dav/calendars/{sid}/{slug}/{href}", site.base))
+                .basic_auth(email, Some(pw))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let now = summary_of(&r.bytes().await.unwrap());
+            if status != 200 || &now != last {
+                lost.push(format!(
+                    "{slug}/{href} at the end: wrote {last:?}, found {status} {now:?}"
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "acknowledged CalDAV writes checked at the end: {objects} objects, {} not as last written",
+        lost.len()
+    );
+    for l in lost.iter().take(10) {
+        eprintln!("  {l}");
+    }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let fds_after = fds(pid);
     let rss_after = rss_kib(pid);
@@ -1054,6 +1132,12 @@ async fn soak() {
         *account_states
             .entry(v["status"].as_str().unwrap_or("?").to_string())
             .or_insert(0) += 1;
+        if v["status"] != "ok" {
+            eprintln!(
+                "account {a} ({}): {} {}",
+                v["status"], v["error"], v["conflicts"]
+            );
+        }
     }
     let upstream_requests: Value = c
         .get(upstream.url("/_emulator/requests"))
@@ -1165,6 +1249,8 @@ async fn soak() {
     report["per_minute"] = json!(minutes);
     report["slow_clients"] = json!(cut);
     report["accounts"] = json!(account_states);
+    report["lost_writes"] = json!(lost);
+    report["objects_checked"] = json!(objects);
     if let Ok(path) = std::env::var("CALBRIDGE_SOAK_REPORT") {
         std::fs::write(path, serde_json::to_vec_pretty(&report).unwrap()).unwrap();
     }
@@ -1173,6 +1259,10 @@ async fn soak() {
         !log.contains("panicked"),
         "the server panicked:\n{}",
         &log[log.find("panicked").unwrap().saturating_sub(2000)..]
+    );
+    assert!(
+        lost.is_empty(),
+        "acknowledged CalDAV writes lost: {lost:#?}"
     );
     assert_eq!(five, 0, "5xx answers");
     assert_eq!(errors, 0, "transport errors");
