@@ -70,6 +70,16 @@ const CACHE_MAX: usize = 10_000;
 pub struct CredentialCache {
     /// A std mutex: held for a map lookup only, never across an await.
     entries: Mutex<HashMap<String, (StaffId, Instant)>>,
+    /// Argon2 verifications running at once. Each holds 19 MiB while it
+    /// runs and wrong passwords are never cached, so without a bound a
+    /// burst of requests with wrong passwords takes that much memory per
+    /// request (200 at once: 3.7 GB). Requests beyond it wait their turn;
+    /// a permit lives as long as the verification, even when the request
+    /// that asked for it is gone.
+    verifying: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Argon2 working memory, one per verification that may run at once,
+    /// reused (a std mutex: taken and returned around the blocking work).
+    memories: std::sync::Arc<Mutex<Vec<crypto::Argon2Memory>>>,
 }
 
 impl Default for CredentialCache {
@@ -80,8 +90,11 @@ impl Default for CredentialCache {
 
 impl CredentialCache {
     pub fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         CredentialCache {
             entries: Mutex::new(HashMap::new()),
+            verifying: std::sync::Arc::new(tokio::sync::Semaphore::new(cores.max(2))),
+            memories: std::sync::Arc::default(),
         }
     }
 
@@ -126,23 +139,32 @@ pub async fn verify_basic(app: &App, user: &str, pass: &str) -> Option<StaffId> 
     if let Some(s) = app.dav_auth.lookup(user, pass) {
         return Some(s);
     }
+    let permit = app.dav_auth.verifying.clone().acquire_owned().await.ok()?;
+    let memories = app.dav_auth.memories.clone();
     let db = app.db.clone();
     let (u, p) = (user.to_string(), pass.to_string());
     let found = tokio::task::spawn_blocking(move || {
-        let mut checked = 0;
-        for staff in db.staff_by_email(&u).ok()? {
-            for ap in db.app_passwords(&staff.id).ok()? {
-                checked += 1;
-                if crypto::verify_password(&p, &ap.hash) {
-                    return Some(staff.id);
+        let _permit = permit;
+        let pool = || memories.lock().unwrap_or_else(|e| e.into_inner());
+        let mut mem = pool().pop().unwrap_or_default();
+        let found = (|| {
+            let mut checked = 0;
+            for staff in db.staff_by_email(&u).ok()? {
+                for ap in db.app_passwords(&staff.id).ok()? {
+                    checked += 1;
+                    if crypto::verify_password_with(&p, &ap.hash, &mut mem) {
+                        return Some(staff.id);
+                    }
                 }
             }
-        }
-        if checked == 0 {
-            // Equalise timing with a real verification.
-            let _ = crypto::verify_password(&p, DUMMY_HASH);
-        }
-        None
+            if checked == 0 {
+                // Equalise timing with a real verification.
+                let _ = crypto::verify_password_with(&p, DUMMY_HASH, &mut mem);
+            }
+            None
+        })();
+        pool().push(mem);
+        found
     })
     .await
     .ok()

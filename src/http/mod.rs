@@ -15,8 +15,10 @@ pub mod oauth;
 pub mod ops;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -25,6 +27,7 @@ use axum::response::Response;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
@@ -197,6 +200,126 @@ async fn observe(State(app): State<App>, req: Request, next: Next) -> Response {
     response
 }
 
+/// How long a client may take to send a request's headers (and, on a new
+/// connection, its first bytes).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Wait until the client has sent enough to tell HTTP/1 from HTTP/2, for at
+/// most `limit`; false when it did not (or closed). hyper-util's automatic
+/// protocol detection reads these bytes with no time limit and hyper's
+/// header-read timeout only starts after it, so without this a connection
+/// that sends nothing, or a slice of the HTTP/2 preface, is held open
+/// forever. The bytes are peeked, not consumed.
+async fn protocol_known(stream: &tokio::net::TcpStream, limit: Duration) -> bool {
+    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut buf = [0u8; 24];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {
+                if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] {
+                    return true;
+                }
+                // Part of the HTTP/2 preface: peek returns the same bytes at
+                // once until more arrive, so wait a little between looks.
+                if tokio::time::Instant::now() >= deadline {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// A connection whose writes may not stall: when the client accepts no
+/// byte of a response for `limit` (it reads slowly or not at all and the
+/// socket buffers are full), the write fails and hyper drops the
+/// connection. The request timeout cannot do this: it ends when the
+/// response starts, not when it has been sent.
+struct WriteStall<T> {
+    io: T,
+    limit: Duration,
+    /// Set while a write is pending; cleared by any progress.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteStall<T> {
+    fn new(io: T, limit: Duration) -> Self {
+        WriteStall {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    fn check<R>(
+        &mut self,
+        r: Poll<std::io::Result<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<R>> {
+        if r.is_ready() {
+            self.stalled = None;
+            return r;
+        }
+        let limit = self.limit;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading the response",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteStall<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteStall<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.check(r, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.check(r, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        self.check(r, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.check(r, cx)
+    }
+}
+
 /// Serve `router` on `listener` until `shutdown` resolves, then finish the
 /// requests in flight (up to 10 s) and return.
 pub async fn run(
@@ -210,7 +333,7 @@ pub async fn run(
         .http1()
         .timer(TokioTimer::new())
         // Slow clients that never finish their headers are cut off.
-        .header_read_timeout(Duration::from_secs(10))
+        .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(64 * 1024)
         // Header names go out as `Content-Type`, not `content-type`: HTTP
         // says case does not matter, but some proxies and older DAV
@@ -240,14 +363,19 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let service =
-            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let write_stall = app.config.request_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            if !protocol_known(&stream, HEADER_READ_TIMEOUT).await {
+                return;
+            }
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                });
+            let io = TokioIo::new(WriteStall::new(stream, write_stall));
+            let conn = builder.serve_connection_with_upgrades(io, service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

@@ -125,14 +125,13 @@ pub async fn get(ctx: &Ctx, r: &Resolved, req: Request) -> Result<Response, DavE
 /// Whether a request's Content-Type may carry iCalendar (absent, or
 /// `text/calendar` with any parameters).
 fn is_calendar_type(headers: &HeaderMap) -> bool {
-    match headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    {
+    match headers.get(header::CONTENT_TYPE) {
         None => true,
-        Some(ct) => ct
-            .split(';')
-            .next()
+        // A value that is not even text is not text/calendar either.
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|ct| ct.split(';').next())
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/calendar")),
     }
 }
