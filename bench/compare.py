@@ -47,8 +47,8 @@ def load(server, cal, how, clients):
     return {"how": "caldav", "seconds": round(elapsed, 1), "per_second": round(done / elapsed, 2)}
 
 
-def run_ops(server, cal, extra, args, log):
-    """Every operation against one loaded server."""
+def run_ops(server, cal, extra, args, log, skip=()):
+    """Every operation against one loaded server (but those in `skip`)."""
     conn = server.conn()
     path = server.path
     out = {}
@@ -60,7 +60,11 @@ def run_ops(server, cal, extra, args, log):
 
     def note(key, times, **extra_fields):
         out[key] = dict(db.stats(times), **extra_fields)
-        log(f"  {server.name:<10} {key:<14} median {out[key]['median_ms']:10.2f} ms  (n={len(times)}) {extra_fields or ''}")
+        rss = server.memory()[0] or 0
+        log(
+            f"  {server.name:<10} {key:<14} median {out[key]['median_ms']:10.2f} ms  (n={len(times)}, RSS {rss:.0f} MB)"
+            f" {extra_fields or ''}"
+        )
 
     # GET of one event
     name = cal[len(cal) // 2][0]
@@ -138,7 +142,20 @@ def run_ops(server, cal, extra, args, log):
     note("sync_change", sync_times)
     note("put_update", put_times)
 
-    # the whole calendar as one iCalendar stream
+    if "ics" not in skip:
+        whole_calendar(server, conn, cal, args, note, ok)
+    put_burst(server, extra, args, log, out)
+    conn.close()
+    rss, hwm = server.memory()
+    out["rss"] = {"now_mb": round(rss, 1), "peak_mb": round(hwm, 1)}
+    log(f"  {server.name:<10} memory         RSS {rss:.1f} MB, peak {hwm:.1f} MB")
+    return out
+
+
+def whole_calendar(server, conn, cal, args, note, ok):
+    """The whole calendar as one iCalendar stream: unchanged, revalidated,
+    and after a change."""
+    reps, budget, path = args.reps, args.budget, server.path
     ics_path, ics_headers = server.ics_request()
     seen = {}
 
@@ -178,16 +195,13 @@ def run_ops(server, cal, extra, args, log):
         j += 1
     note("ics_changed", times)
 
-    # PUT of new events, 8 concurrent clients
+
+def put_burst(server, extra, args, log, out):
+    """PUT of new events, 8 concurrent clients."""
     count = args.put_count if server.name == "calbridge" else args.peer_put_count
     done, elapsed, lat = db.parallel_put(server, extra[:count], args.clients, budget=args.put_budget)
     out["put"] = dict(db.stats(lat), per_second=round(done / elapsed, 2), count=done, seconds=round(elapsed, 2))
     log(f"  {server.name:<10} {'put':<14} {done / elapsed:10.2f} PUT/s ({done} in {elapsed:.1f} s)")
-    conn.close()
-    rss, hwm = server.memory()
-    out["rss"] = {"now_mb": round(rss, 1), "peak_mb": round(hwm, 1)}
-    log(f"  {server.name:<10} memory         RSS {rss:.1f} MB, peak {hwm:.1f} MB")
-    return out
 
 
 def main():
@@ -209,6 +223,7 @@ def main():
     ap.add_argument("--peer-put-count", type=int, default=24, help="new events PUT into each peer")
     ap.add_argument("--put-budget", type=float, default=120)
     ap.add_argument("--anchor", type=dt.date.fromisoformat, default=calgen.default_anchor())
+    ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for calbridge's environment")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the servers' storage under bench/work")
     args = ap.parse_args()
@@ -237,7 +252,7 @@ def main():
     try:
         d = db.make_workdir("calbridge")
         dirs.append(d)
-        cb = db.Calbridge(d, args.calbridge)
+        cb = db.Calbridge(d, args.calbridge, env=dict(kv.split("=", 1) for kv in args.env))
         servers.append(cb)
         peers = []
         for p in filter(None, args.peers.split(",")):

@@ -359,8 +359,10 @@ def stats(times):
 
 
 def parallel_put(server, items, clients, budget=None, create=True):
-    """PUT `items` with `clients` concurrent connections; stops taking new
-    items after `budget` seconds. Returns (done, seconds, latencies ms)."""
+    """PUT `items` (name, body) with `clients` concurrent connections; a
+    name is relative to the server's calendar unless it starts with '/'.
+    Stops taking new items after `budget` seconds. Returns (done, seconds,
+    latencies ms)."""
     queue = list(reversed(items))
     lock = threading.Lock()
     errors, latencies = [], []
@@ -379,7 +381,8 @@ def parallel_put(server, items, clients, budget=None, create=True):
             if create:
                 headers["If-None-Match"] = "*"
             t0 = time.perf_counter()
-            status, _, data = conn.request("PUT", path + name, body, headers)
+            target = name if name.startswith("/") else path + name
+            status, _, data = conn.request("PUT", target, body, headers)
             mine.append((time.perf_counter() - t0) * 1000)
             if status not in (201, 204):
                 errors.append((name, status, data[:300]))

@@ -138,6 +138,11 @@ def sweep_table(res):
         if not any(key in s["ops"] for s in sizes):
             continue
         rows.append([label] + [cell(s["ops"].get(key), kind)[0] for s in sizes])
+    if any("home_propfind" in s["ops"] for s in sizes):
+        rows.append(
+            ["PROPFIND depth 1 of the home (every calendar)"]
+            + [cell(s["ops"].get("home_propfind"), "time")[0] for s in sizes]
+        )
     rows.append(["peak RSS (VmHWM)"] + [f"{s['rss']['peak_mb']:.0f} MB" for s in sizes])
     rows.append(["load through PUT"] + [f"{s['load']['per_second']:,.0f}/s" for s in sizes])
     return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"

@@ -70,6 +70,12 @@ const CACHE_MAX: usize = 10_000;
 pub struct CredentialCache {
     /// A std mutex: held for a map lookup only, never across an await.
     entries: Mutex<HashMap<String, (StaffId, Instant)>>,
+    /// Held (asynchronously) while credentials missing from the cache are
+    /// verified: requests arriving together with the same new credentials
+    /// (a client opening several connections) wait for the first
+    /// verification and then find its result in the cache, and the
+    /// verifications queue here rather than on blocking threads.
+    verifying: tokio::sync::Mutex<()>,
 }
 
 impl Default for CredentialCache {
@@ -82,6 +88,7 @@ impl CredentialCache {
     pub fn new() -> Self {
         CredentialCache {
             entries: Mutex::new(HashMap::new()),
+            verifying: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -123,6 +130,10 @@ pub async fn verify_basic(app: &App, user: &str, pass: &str) -> Option<StaffId> 
     if user.is_empty() || pass.is_empty() || user.len() > 320 || pass.len() > 1024 {
         return None;
     }
+    if let Some(s) = app.dav_auth.lookup(user, pass) {
+        return Some(s);
+    }
+    let _turn = app.dav_auth.verifying.lock().await;
     if let Some(s) = app.dav_auth.lookup(user, pass) {
         return Some(s);
     }
