@@ -77,14 +77,14 @@ def run_ops(server, cal, extra, args, log, skip=()):
     note("get", db.measure(get, reps, budget))
 
     # PROPFIND depth 1, etags
-    size = {}
 
     def propfind():
         s, _, d = conn.request("PROPFIND", path, db.PROPFIND_ETAGS, dict(db.XML, Depth="1"))
         ok(s, (207,), "PROPFIND")
-        size["members"], size["bytes"] = db.responses(d) - 1, len(d)
+        return d
 
-    note("propfind", db.measure(propfind, reps, budget), members=size["members"], kib=size["bytes"] // 1024)
+    t = db.measure(propfind, reps, budget)
+    note("propfind", t, members=db.responses(t.last) - 1, kib=len(t.last) // 1024)
 
     # calendar-query, one month
     lo = args.anchor + dt.timedelta(days=60)
@@ -95,9 +95,10 @@ def run_ops(server, cal, extra, args, log, skip=()):
         def query():
             s, _, d = conn.request("REPORT", path, body, dict(db.XML, Depth="1"))
             ok(s, (207,), "calendar-query")
-            size["matches"] = db.responses(d)
+            return d
 
-        note(key, db.measure(query, reps, budget), matches=size["matches"])
+        t = db.measure(query, reps, budget)
+        note(key, t, matches=db.responses(t.last))
 
     # calendar-multiget of 100
     pick = [path + n for n, _ in random.Random(3).sample(cal, min(100, len(cal)))]
@@ -106,9 +107,10 @@ def run_ops(server, cal, extra, args, log, skip=()):
     def multiget():
         s, _, d = conn.request("REPORT", path, mg, dict(db.XML, Depth="1"))
         ok(s, (207,), "multiget")
-        size["got"], size["bytes"] = db.responses(d), len(d)
+        return d
 
-    note("multiget", db.measure(multiget, reps, budget), got=size["got"], kib=size["bytes"] // 1024)
+    t = db.measure(multiget, reps, budget)
+    note("multiget", t, got=db.responses(t.last), kib=len(t.last) // 1024)
 
     # initial sync-collection
     tok = {}
@@ -116,10 +118,11 @@ def run_ops(server, cal, extra, args, log, skip=()):
     def initial():
         s, _, d = conn.request("REPORT", path, db.sync_body(""), dict(db.XML, Depth="0"))
         ok(s, (207,), "sync-collection")
-        tok["t"] = db.SYNC_TOKEN.search(d).group(1).decode()
-        size["members"] = db.responses(d)
+        return d
 
-    note("sync_initial", db.measure(initial, reps, budget), members=size["members"])
+    t = db.measure(initial, reps, budget)
+    tok["t"] = db.SYNC_TOKEN.search(t.last).group(1).decode()
+    note("sync_initial", t, members=db.responses(t.last))
 
     # one change, then sync-collection with the previous token
     put_times, sync_times = [], []
@@ -162,11 +165,13 @@ def whole_calendar(server, conn, cal, args, note, ok):
     def ics():
         s, h, d = conn.request("GET", ics_path, headers=ics_headers)
         ok(s, (200,), "whole-calendar GET")
-        if not d.startswith(b"BEGIN:VCALENDAR"):
-            raise SystemExit(f"{server.name}: the whole-calendar GET is not iCalendar: {d[:80]!r}")
-        seen["etag"], seen["bytes"], seen["vevents"] = h.get("etag"), len(d), d.count(b"BEGIN:VEVENT")
+        seen["etag"] = h.get("etag")
+        return d
 
-    note("ics", db.measure(ics, reps, budget), kib=seen["bytes"] // 1024, vevents=seen["vevents"])
+    t = db.measure(ics, reps, budget)
+    if not t.last.startswith(b"BEGIN:VCALENDAR"):
+        raise SystemExit(f"{server.name}: the whole-calendar GET is not iCalendar: {t.last[:80]!r}")
+    note("ics", t, kib=len(t.last) // 1024, vevents=t.last.count(b"BEGIN:VEVENT"))
 
     # revalidation with the ETag it gave
     status = {}
