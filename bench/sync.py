@@ -99,11 +99,11 @@ def iso_day(d):
     return d.strftime("%Y-%m-%d")
 
 
-def google_events(start_day):
+def google_events(start_day, singles=9_000, series=500):
     """9,000 one-offs and 500 weekly series (their exceptions come later)."""
     out = []
     zones = ["Europe/Berlin", "America/New_York", "America/Chicago", "Asia/Tokyo", "UTC"]
-    for i in range(9_000):
+    for i in range(singles):
         day = start_day + dt.timedelta(days=i % 330)
         h = 8 + i % 10
         tz = zones[i % len(zones)]
@@ -116,7 +116,7 @@ def google_events(start_day):
                 "end": {"dateTime": f"{iso_day(day)}T{h:02d}:45:00", "timeZone": tz},
             }
         )
-    for j in range(500):
+    for j in range(series):
         day = start_day + dt.timedelta(days=j % 200)
         out.append(
             {
@@ -132,10 +132,10 @@ def google_events(start_day):
 WINDOWS = ["W. Europe Standard Time", "Eastern Standard Time", "Pacific Standard Time", "Tokyo Standard Time", "UTC"]
 
 
-def graph_events(start_day):
+def graph_events(start_day, singles=5_000, series=500):
     """5,000 one-offs and 500 series of 10 weekly occurrences."""
     out = []
-    for i in range(5_000):
+    for i in range(singles):
         day = start_day + dt.timedelta(days=i % 330)
         h = 8 + i % 10
         tz = WINDOWS[i % len(WINDOWS)]
@@ -149,7 +149,7 @@ def graph_events(start_day):
             }
         )
     days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-    for j in range(500):
+    for j in range(series):
         day = start_day + dt.timedelta(days=j % 200)
         tz = WINDOWS[j % len(WINDOWS)]
         out.append(
@@ -191,16 +191,26 @@ class Calbridge:
             start_new_session=True,
         )
         db.wait_http(self.port, "/healthz", proc=self.proc)
+        self.perf = None
+        if os.environ.get("BENCH_PERF"):  # profile the server (perf record)
+            self.perf = subprocess.Popen(
+                ["perf", "record", "-e", "cpu-clock", "--call-graph", "dwarf,16384", "-F", "200"]
+                + ["-o", os.environ["BENCH_PERF"], "-p", str(self.proc.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
     def api(self, method, path, body=None):
         return call(self.base, method, "/api/v1" + path, body, {"Authorization": "Bearer " + self.ADMIN})
 
     def syncs_done(self):
-        """The `ms` of every `sync done` line logged so far."""
+        """The `ms` of every `sync done` line logged so far for runs that
+        synced a calendar (connecting runs one with none selected yet)."""
         with open(self.logpath, "rb") as f:
             text = f.read().decode(errors="replace")
         text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-        return [int(m) for m in re.findall(r"sync done.*?ms=(\d+)", text)]
+        runs = re.findall(r"sync done.*?ms=(\d+).*?calendars=(\d+)", text)
+        return [int(ms) for ms, cals in runs if int(cals) > 0]
 
     def wait_sync(self, before, timeout=600):
         """Until a sync run beyond the first `before` has finished; its ms."""
@@ -213,6 +223,9 @@ class Calbridge:
         raise SystemExit("no sync finished; see " + self.logpath)
 
     def stop(self):
+        if self.perf:
+            self.perf.send_signal(2)
+            self.perf.wait()
         self.proc.terminate()
         self.proc.wait(timeout=60)
 
@@ -249,7 +262,10 @@ def run_provider(args, emu, cb, provider, company, n_changes):
     start_day = dt.datetime.now(UTC).date() - dt.timedelta(days=7)
     t0 = time.perf_counter()
     cal = "primary" if provider == "google" else "default"
-    events = google_events(start_day) if provider == "google" else graph_events(start_day)
+    singles = round((9_000 if provider == "google" else 5_000) * args.scale)
+    n_series = round(500 * args.scale)
+    make = google_events if provider == "google" else graph_events
+    events = make(start_day, singles, n_series)
     ids = []
     for ev in events:
         ids.append(emu.ctl("POST", f"/users/{provider}/{email}/calendars/{cal}/events", ev)["id"])
@@ -258,7 +274,7 @@ def run_provider(args, emu, cb, provider, company, n_changes):
     if provider == "google":
         api = emu.settings["CALBRIDGE_GOOGLE_API_BASE"].rstrip("/")
         # One exception per series: its third occurrence moved by an hour.
-        for j, sid in enumerate(ids[9_000:]):
+        for j, sid in enumerate(ids[singles:]):
             day = start_day + dt.timedelta(days=j % 200 + 14)
             inst = f"{sid}_{day.strftime('%Y%m%d')}T070000Z"
             call(
@@ -276,11 +292,15 @@ def run_provider(args, emu, cb, provider, company, n_changes):
     else:
         api = emu.settings["CALBRIDGE_MICROSOFT_API_BASE"].rstrip("/")
         resources = len(ids)
-    log(f"{provider}: {len(events):,} events seeded in {time.perf_counter() - t0:.1f} s")
+    log(f"{provider}: {len(events):,} events seeded (and Google's exceptions) in {time.perf_counter() - t0:.1f} s")
 
     s = cb.api("POST", f"/companies/{company}/staff", {"name": provider, "email": email})
     feed = cb.api("POST", "/feeds", {"scope": "staff", "id": s["id"], "include": ["external"]})
     account = connect(cb, s["id"], provider)
+    # Connecting runs the account once (nothing selected yet): let it end.
+    time.sleep(0.5)
+    while cb.api("GET", f"/accounts/{account}/status")["status"] == "syncing":
+        time.sleep(0.02)
     before = len(cb.syncs_done())
     t0 = time.perf_counter()
     select_default(cb, account)
@@ -288,12 +308,15 @@ def run_provider(args, emu, cb, provider, company, n_changes):
     server_ms = cb.wait_sync(before)
     wall = (time.perf_counter() - t0) * 1000
     rss, hwm = db.proc_status(cb.proc.pid)
-    status = cb.api("GET", f"/accounts/{account}/status")
+    # A run the selection itself asked for may follow: let it finish.
+    time.sleep(1.0)
+    while (status := cb.api("GET", f"/accounts/{account}/status"))["status"] == "syncing":
+        time.sleep(0.05)
     body = feed_get(feed["url"])
     vevents = body.count(b"BEGIN:VEVENT")
     log(
         f"{provider}: initial sync {wall:.0f} ms wall ({server_ms} ms in the server), "
-        f"{vevents:,} VEVENTs in the feed, RSS {rss:.0f} MB (peak {hwm:.0f}), status {status['status']}"
+        f"{vevents:,} VEVENTs in the feed ({body.count(b'RECURRENCE-ID')} overrides), RSS {rss:.0f} MB (peak {hwm:.0f}), status {status['status']}"
     )
     if status["status"] != "ok":
         raise SystemExit(f"{provider}: status {status}")
@@ -305,15 +328,11 @@ def run_provider(args, emu, cb, provider, company, n_changes):
         "skipped": len(status.get("skipped") or []),
     }
 
-    # A run the selection itself asked for may still follow: let it finish.
-    time.sleep(1.5)
-    while cb.api("GET", f"/accounts/{account}/status")["status"] == "syncing":
-        time.sleep(0.05)
-
+    result["overrides"] = body.count(b"RECURRENCE-ID")
     # Incremental syncs after one change, and the change-to-feed latency.
     inc_wall, inc_server, latency = [], [], []
     for k in range(n_changes):
-        i = 17 + k * 101
+        i = (17 + k * 101) % singles
         title = f"Changed {k} at {time.time():.0f}"
         before = len(cb.syncs_done())
         t0 = time.perf_counter()
@@ -380,6 +399,7 @@ def main():
     ap.add_argument("--calbridge", required=True)
     ap.add_argument("--providers", default="google,microsoft")
     ap.add_argument("--changes", type=int, default=10)
+    ap.add_argument("--scale", type=float, default=1.0, help="fraction of the 10,000 events (quick checks)")
     ap.add_argument("--json")
     args = ap.parse_args()
     workdir = db.make_workdir("sync")
@@ -407,7 +427,8 @@ def main():
             cb.stop()
         if emu:
             emu.stop()
-        db.remove(workdir)
+        if not os.environ.get("KEEP"):
+            db.remove(workdir)
     res["markdown"] = markdown(res)
     print(res["markdown"])
     if args.json:
