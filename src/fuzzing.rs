@@ -108,7 +108,7 @@ pub fn ics_expand(data: &[u8]) {
     );
     let (start, end) = expand_window(window.bytes().next());
     let opts = ExpandOptions {
-        floating: expand_zone(window.bytes().nth(1)),
+        floating: expand_zone(window.as_bytes().get(1).copied()),
         ..ExpandOptions::default()
     };
 
@@ -524,8 +524,8 @@ pub fn graph_map(data: &[u8]) {
         }
         let text = String::from_utf8_lossy(bytes);
         let rule = text.lines().next().unwrap_or("");
-        for (all_day, kind) in [(true, kinds[0]), (false, kinds[1])] {
-            if let Ok(r) = from_rrule(rule, noon(2025, 3, 10), "Europe/Berlin", all_day) {
+        if let Ok(r) = from_rrule(rule, noon(2025, 3, 10), "Europe/Berlin") {
+            for kind in kinds {
                 if let Err(e) = to_rrule(&r, kind) {
                     panic!("from_rrule({rule:?}) gave {r:?}, which to_rrule refuses: {e}");
                 }

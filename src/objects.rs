@@ -39,11 +39,34 @@ pub fn analyze(cal: &Component, zone: Option<&str>) -> Result<ObjectInfo, Object
 pub fn vtimezone_block(tzid: &str, first_year: i32) -> Option<Component> {
     let this_year = Utc::now().year();
     let from = first_year.clamp(1900, this_year + 50) - 1;
-    ics::vtimezone::vtimezone(tzid, from, this_year.max(first_year) + 10).map(|mut c| {
+    let to = this_year.max(first_year) + 10;
+    // Making one walks the zone's transitions over the years: most of the
+    // time of mapping a provider event. The same few zones come back again
+    // and again, so the blocks are kept (a bounded number of them).
+    type Made = std::collections::HashMap<(String, i32, i32), Component>;
+    static MADE: std::sync::Mutex<Option<Made>> = std::sync::Mutex::new(None);
+    const KEEP: usize = 256;
+    let key = (tzid.to_string(), from, to);
+    if let Some(c) = MADE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&key))
+    {
+        return Some(c.clone());
+    }
+    let block = ics::vtimezone::vtimezone(tzid, from, to).map(|mut c| {
         // Keep the TZID exactly as the events spell it.
         c.set(ics::Property::new("TZID", tzid));
         c
-    })
+    })?;
+    let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
+    let map = made.get_or_insert_with(Default::default);
+    if map.len() >= KEEP {
+        map.clear();
+    }
+    map.insert(key, block.clone());
+    Some(block)
 }
 
 /// The year a property value starts with (`20260302T…` → 2026).
@@ -169,6 +192,25 @@ mod tests {
         let info = analyze(&cal, None).unwrap();
         assert!(info.recurring && info.end == i64::MAX);
         assert_eq!(info.start, 1_578_297_600);
+    }
+
+    #[test]
+    fn kept_vtimezone_blocks_are_the_ones_made_fresh() {
+        let this_year = Utc::now().year();
+        for tzid in [
+            "Europe/Berlin",
+            "W. Europe Standard Time",
+            "America/Chicago",
+        ] {
+            let first = vtimezone_block(tzid, 2019).unwrap();
+            let again = vtimezone_block(tzid, 2019).unwrap();
+            let mut fresh = ics::vtimezone::vtimezone(tzid, 2018, this_year + 10).unwrap();
+            fresh.set(ics::Property::new("TZID", tzid));
+            assert_eq!(first.to_ics(), fresh.to_ics());
+            assert_eq!(again.to_ics(), fresh.to_ics());
+            assert_eq!(again.value("TZID"), Some(tzid));
+        }
+        assert!(vtimezone_block("Mars/Olympus", 2019).is_none());
     }
 
     #[test]

@@ -72,7 +72,9 @@ fn strip_authority(raw: &str) -> &str {
 /// Encodes a decoded path (or an absolute URI such as `mailto:a@b`) for an
 /// `<D:href>`. `decode(&encode(p)) == p` for every path.
 pub fn encode(path: &str) -> String {
-    utf8_percent_encode(path, HREF_ENCODE).to_string()
+    let mut out = String::with_capacity(path.len() + 8);
+    out.extend(utf8_percent_encode(path, HREF_ENCODE));
+    out
 }
 
 #[cfg(test)]

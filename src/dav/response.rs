@@ -16,7 +16,7 @@ use quick_xml::Writer;
 use super::error::Condition;
 use super::href;
 use super::name::{names, QName, NS_CALDAV, NS_CALSERVER, NS_DAV, NS_ICAL};
-use super::xml::{escape_attr_into, escape_text};
+use super::xml::{escape_attr_into, escape_text_into};
 
 /// The fixed prefixes declared on every root element we write.
 const PREFIXES: [(&str, &str); 4] = [
@@ -53,8 +53,15 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-fn status_line(status: u16) -> String {
-    format!("HTTP/1.1 {status} {}", reason_phrase(status))
+fn status_line(status: u16) -> std::borrow::Cow<'static, str> {
+    // The common ones without formatting: a PROPFIND over a large
+    // collection writes one per resource.
+    match status {
+        200 => "HTTP/1.1 200 OK".into(),
+        403 => "HTTP/1.1 403 Forbidden".into(),
+        404 => "HTTP/1.1 404 Not Found".into(),
+        _ => format!("HTTP/1.1 {status} {}", reason_phrase(status)).into(),
+    }
 }
 
 /// A small XML writer over quick-xml's `Writer`: names are rendered with the
@@ -62,7 +69,12 @@ fn status_line(status: u16) -> String {
 /// elements are tracked so `end()` needs no argument.
 pub(crate) struct XmlOut {
     w: Writer<Vec<u8>>,
-    open: Vec<String>,
+    /// The tags of the open elements, one after the other, and where each
+    /// starts: no allocation per element.
+    open: String,
+    starts: Vec<usize>,
+    /// Reused for each start tag and each escaped text.
+    scratch: String,
 }
 
 impl XmlOut {
@@ -70,7 +82,9 @@ impl XmlOut {
     pub(crate) fn document() -> XmlOut {
         let mut out = XmlOut {
             w: Writer::new_with_indent(Vec::with_capacity(1024), b' ', 1),
-            open: Vec::new(),
+            open: String::new(),
+            starts: Vec::new(),
+            scratch: String::new(),
         };
         out.event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)));
         out
@@ -84,8 +98,8 @@ impl XmlOut {
 
     /// The root element, declaring the four fixed prefixes.
     pub(crate) fn start_root(&mut self, name: &QName) {
-        let (tag, decl) = render(name);
-        let mut content = tag.clone();
+        let mut content = String::new();
+        let len = render_into(name, &mut content);
         for (prefix, ns) in PREFIXES {
             content.push_str(" xmlns:");
             content.push_str(prefix);
@@ -93,19 +107,20 @@ impl XmlOut {
             escape_attr_into(ns, &mut content);
             content.push('"');
         }
-        if let Some(d) = decl {
-            content.push_str(&d);
-        }
-        self.event(Event::Start(BytesStart::from_content(content, tag.len())));
-        self.open.push(tag);
+        self.push_open(&content[..len]);
+        self.event(Event::Start(BytesStart::from_content(content, len)));
     }
 
-    fn tag_content(name: &QName, attrs: &[(&str, &str)]) -> (String, String) {
-        let (tag, decl) = render(name);
-        let mut content = tag.clone();
-        if let Some(d) = decl {
-            content.push_str(&d);
-        }
+    fn push_open(&mut self, tag: &str) {
+        self.starts.push(self.open.len());
+        self.open.push_str(tag);
+    }
+
+    /// Writes a start or empty tag through the scratch buffer.
+    fn tag(&mut self, name: &QName, attrs: &[(&str, &str)], empty: bool) {
+        let mut content = std::mem::take(&mut self.scratch);
+        content.clear();
+        let len = render_into(name, &mut content);
         for (k, v) in attrs {
             content.push(' ');
             content.push_str(k);
@@ -113,7 +128,19 @@ impl XmlOut {
             escape_attr_into(v, &mut content);
             content.push('"');
         }
-        (tag, content)
+        if empty {
+            self.event(Event::Empty(BytesStart::from_content(
+                content.as_str(),
+                len,
+            )));
+        } else {
+            self.push_open(&content[..len]);
+            self.event(Event::Start(BytesStart::from_content(
+                content.as_str(),
+                len,
+            )));
+        }
+        self.scratch = content;
     }
 
     pub(crate) fn start(&mut self, name: &QName) {
@@ -123,10 +150,7 @@ impl XmlOut {
     /// `attrs` keys must be plain attribute names (they are ours, never a
     /// client's); values are escaped.
     pub(crate) fn start_with(&mut self, name: &QName, attrs: &[(&str, &str)]) {
-        let (tag, content) = Self::tag_content(name, attrs);
-        let len = tag.len();
-        self.event(Event::Start(BytesStart::from_content(content, len)));
-        self.open.push(tag);
+        self.tag(name, attrs, false);
     }
 
     pub(crate) fn empty(&mut self, name: &QName) {
@@ -134,20 +158,26 @@ impl XmlOut {
     }
 
     pub(crate) fn empty_with(&mut self, name: &QName, attrs: &[(&str, &str)]) {
-        let (tag, content) = Self::tag_content(name, attrs);
-        self.event(Event::Empty(BytesStart::from_content(content, tag.len())));
+        self.tag(name, attrs, true);
     }
 
     pub(crate) fn end(&mut self) {
-        if let Some(tag) = self.open.pop() {
-            self.event(Event::End(BytesEnd::new(tag)));
+        if let Some(at) = self.starts.pop() {
+            let open = std::mem::take(&mut self.open);
+            self.event(Event::End(BytesEnd::new(&open[at..])));
+            self.open = open;
+            self.open.truncate(at);
         }
     }
 
     /// Escaped character data.
     pub(crate) fn text(&mut self, s: &str) {
         if !s.is_empty() {
-            self.event(Event::Text(BytesText::from_escaped(escape_text(s))));
+            let mut escaped = std::mem::take(&mut self.scratch);
+            escaped.clear();
+            escape_text_into(s, &mut escaped);
+            self.event(Event::Text(BytesText::from_escaped(escaped.as_str())));
+            self.scratch = escaped;
         }
     }
 
@@ -170,7 +200,7 @@ impl XmlOut {
     }
 
     pub(crate) fn finish(mut self) -> String {
-        while !self.open.is_empty() {
+        while !self.starts.is_empty() {
             self.end();
         }
         let mut bytes = self.w.into_inner();
@@ -180,20 +210,29 @@ impl XmlOut {
     }
 }
 
-/// The tag for a name and, for a namespace without a fixed prefix, the
-/// ` xmlns:X="..."` declaration to put on that element.
-fn render(name: &QName) -> (String, Option<String>) {
+/// Appends the tag for a name and, for a namespace without a fixed
+/// prefix, the ` xmlns:X="..."` declaration to put on that element;
+/// returns the length of the tag alone.
+fn render_into(name: &QName, out: &mut String) -> usize {
+    let from = out.len();
     if let Some((prefix, _)) = PREFIXES.iter().find(|(_, ns)| *ns == name.ns) {
-        return (format!("{prefix}:{}", name.local), None);
+        out.push_str(prefix);
+        out.push(':');
+        out.push_str(&name.local);
+        return out.len() - from;
     }
     if name.ns.is_empty() {
         // No default namespace is ever declared by this writer.
-        return (name.local.to_string(), None);
+        out.push_str(&name.local);
+        return out.len() - from;
     }
-    let mut decl = String::from(" xmlns:X=\"");
-    escape_attr_into(&name.ns, &mut decl);
-    decl.push('"');
-    (format!("X:{}", name.local), Some(decl))
+    out.push_str("X:");
+    out.push_str(&name.local);
+    let len = out.len() - from;
+    out.push_str(" xmlns:X=\"");
+    escape_attr_into(&name.ns, out);
+    out.push('"');
+    len
 }
 
 /// The value of one property, in the shapes handlers emit.

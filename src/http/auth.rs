@@ -141,6 +141,11 @@ pub async fn verify_basic(app: &App, user: &str, pass: &str) -> Option<StaffId> 
     }
     let permit = app.dav_auth.verifying.clone().acquire_owned().await.ok()?;
     let memories = app.dav_auth.memories.clone();
+    // Requests that waited while the same credentials were being verified
+    // (a client opening several connections at once) find them cached now.
+    if let Some(s) = app.dav_auth.lookup(user, pass) {
+        return Some(s);
+    }
     let db = app.db.clone();
     let (u, p) = (user.to_string(), pass.to_string());
     let found = tokio::task::spawn_blocking(move || {

@@ -148,25 +148,40 @@ pub fn load(app: &App, feed: &Feed) -> Result<Option<Arc<CachedFeed>>, DbError> 
         app.metrics.feed_cache_hits.inc();
         return Ok(Some(hit));
     }
-    let mut bodies: Vec<(Vec<u8>, i64)> = Vec::new();
+    // The previous render (if any) lends the pieces of unchanged objects,
+    // whose bodies are then not read.
+    let previous = app.feeds.latest(&feed.id);
+    let known = |etag: &str, lm: i64| {
+        previous
+            .as_ref()
+            .is_some_and(|p| p.memo.has(feed.privacy, scope.keep_alarms, etag, lm))
+    };
+    let mut bodies: Vec<(Vec<u8>, i64, String, usize, String)> = Vec::new();
     let mut newest = 0;
     // Native calendars first, so a mirrored copy of an appointment is the
     // duplicate that gets dropped.
     let mut cals = scope.calendars.clone();
     cals.sort_by_key(|c| !c.is_native());
-    for c in &cals {
-        for meta in db.events_overlapping(&c.id, window, i64::MAX)? {
-            if let Some(b) = db.event_body(&c.id, &meta.href)? {
-                newest = newest.max(meta.last_modified);
-                bodies.push((b, meta.last_modified));
-            }
+    for (ci, c) in cals.iter().enumerate() {
+        for meta in db.events_overlapping_by_scan(&c.id, window, i64::MAX)? {
+            let body = if known(&meta.etag, meta.last_modified) {
+                Vec::new()
+            } else {
+                match db.event_body(&c.id, &meta.href)? {
+                    Some(b) => b,
+                    None => continue,
+                }
+            };
+            newest = newest.max(meta.last_modified);
+            bodies.push((body, meta.last_modified, meta.etag, ci, meta.href));
         }
     }
     let objects: Vec<FeedObject<'_>> = bodies
         .iter()
-        .map(|(b, lm)| FeedObject {
+        .map(|(b, lm, etag, ..)| FeedObject {
             body: b,
             last_modified: *lm,
+            etag: Some(etag),
         })
         .collect();
     // A staff member's busy feed also publishes their free/busy.
@@ -181,7 +196,7 @@ pub fn load(app: &App, feed: &Feed) -> Result<Option<Arc<CachedFeed>>, DbError> 
         _ => None,
     };
     let fb_uid = format!("{}-freebusy@calbridge", feed.id);
-    let (bytes, stats) = feed::render(
+    let rendered = feed::render_with(
         &objects,
         &RenderOptions {
             name: &scope.name,
@@ -193,12 +208,19 @@ pub fn load(app: &App, feed: &Feed) -> Result<Option<Arc<CachedFeed>>, DbError> 
                 .as_deref()
                 .map(|b| (fb_uid.as_str(), fb_range.0, fb_range.1, b)),
         },
+        previous.as_ref().map(|p| &p.memo),
+        &mut |i| {
+            let (_, _, _, ci, href) = &bodies[i];
+            db.event_body(&cals[*ci].id, href).ok().flatten()
+        },
     );
+    drop(previous);
+    let stats = rendered.stats.clone();
     if stats.skipped_unreadable > 0 {
         tracing::warn!(feed = %feed.id, skipped = stats.skipped_unreadable, "unreadable events left out of a feed");
     }
     app.metrics.feed_renders.inc();
-    let cached = Arc::new(CachedFeed::new(fp, bytes, newest));
+    let cached = Arc::new(CachedFeed::rendered(fp, rendered, newest));
     app.feeds.put(feed.id.clone(), cached.clone());
     Ok(Some(cached))
 }

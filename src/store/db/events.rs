@@ -191,6 +191,35 @@ impl Db {
         Ok(out)
     }
 
+    /// [`Db::events_overlapping`] for a window that covers most of the
+    /// calendar (a feed's: from a month ago on): one pass over the
+    /// calendar's event rows instead of a lookup per event, which is
+    /// several times cheaper when most events match. Same events, same
+    /// order: short events by start then href, then long ones by href.
+    pub fn events_overlapping_by_scan(
+        &self,
+        cal: &CalendarId,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> DbResult<Vec<EventMeta>> {
+        let mut short = Vec::new();
+        let mut long = Vec::new();
+        for m in self.events_of_calendar(cal)? {
+            if !overlaps(m.start, m.end, start, end) {
+                continue;
+            }
+            if is_long(m.start, m.end, m.recurring) {
+                long.push(m);
+            } else {
+                short.push(m);
+            }
+        }
+        // Stable: equal starts stay in href order, as in the time index.
+        short.sort_by_key(|m| m.start);
+        short.extend(long);
+        Ok(short)
+    }
+
     /// Events whose series span overlaps `[start, end)`, in no given order.
     /// For recurring events this is a candidate set: the caller checks the
     /// instances.

@@ -291,3 +291,60 @@ fn deleting_a_staff_member_removes_everything_of_theirs() {
         assert_eq!(db.store().len(tree), 0, "{tree:?} left behind");
     }
 }
+
+#[test]
+fn the_scan_finds_what_the_time_index_finds_in_the_same_order() {
+    let (db, cal) = setup();
+    let day = 86_400;
+    // A deterministic mix: short events (some sharing a start), long
+    // ones, recurring ones, zero-length ones.
+    let mut x: u64 = 7;
+    let mut next = |m: u64| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) % m
+    };
+    for i in 0..300 {
+        let start = (next(60) as i64) * day + (next(4) as i64) * 3600;
+        let end = match next(10) {
+            0 => start,
+            1 => start + (8 + next(20) as i64) * day,
+            _ => start + 3600,
+        };
+        let mut ev = w(
+            &cal,
+            &format!("e{i:03}.ics"),
+            &format!("u{i}"),
+            start,
+            end,
+            "x",
+        );
+        ev.recurring = next(8) == 0;
+        if ev.recurring {
+            ev.end = i64::MAX;
+        }
+        put(&db, ev, Precondition::None).unwrap();
+    }
+    for (s, e) in [
+        (0, i64::MAX),
+        (20 * day, i64::MAX),
+        (10 * day, 40 * day),
+        (30 * day, 30 * day + 1),
+    ] {
+        let index: Vec<String> = db
+            .events_overlapping(&cal, s, e)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.href)
+            .collect();
+        let scan: Vec<String> = db
+            .events_overlapping_by_scan(&cal, s, e)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.href)
+            .collect();
+        assert!(!index.is_empty());
+        assert_eq!(index, scan, "window {s}..{e}");
+    }
+}
