@@ -254,6 +254,39 @@ async fn admin(
     (s, v)
 }
 
+/// Every item of an admin list, following its `Link: <…>; rel="next"` pages.
+async fn admin_list(c: &reqwest::Client, base: &str, first: &str) -> Result<Vec<Value>, String> {
+    let mut items = Vec::new();
+    let mut next = Some(format!("{base}{first}"));
+    while let Some(url) = next.take() {
+        let r = c
+            .get(&url)
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .map_err(|e| format!("list {url}: {e}"))?;
+        let st = r.status();
+        next = r
+            .headers()
+            .get("link")
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| l.strip_prefix('<'))
+            .and_then(|l| l.split_once(">; rel=\"next\""))
+            // The link is absolute on the configured public URL; keep its
+            // path and query.
+            .and_then(|(u, _)| u.find("/api/").map(|i| format!("{base}{}", &u[i..])));
+        let v: Value = r.json().await.map_err(|e| format!("list {url}: {e}"))?;
+        if st != 200 {
+            return Err(format!("list {url}: {st} {v}"));
+        }
+        items.extend(v.as_array().ok_or("list is not an array")?.iter().cloned());
+        if items.len() > 100_000 {
+            return Err("list pages never end".into());
+        }
+    }
+    Ok(items)
+}
+
 async fn setup(c: &reqwest::Client, base: &str) -> Setup {
     let (s, co) = admin(
         c,
@@ -818,19 +851,12 @@ async fn resolve(c: &reqwest::Client, base: &str, s: &Setup, model: &Shared) -> 
     lock(model).objs.retain(|_, slot| slot.acked.is_some());
 
     // Appointments: the admin list, each one by id, and creates in flight.
-    let (st, v) = admin(
+    let items = admin_list(
         c,
         base,
-        "GET",
-        &format!("/api/v1/staff/{}/appointments?limit=1000", s.staff),
-        None,
+        &format!("/api/v1/staff/{}/appointments?limit=500", s.staff),
     )
-    .await;
-    if st != 200 {
-        return Err(format!("appointment list: {st} {v}"));
-    }
-    let items = v.as_array().unwrap().clone();
-    assert!(items.len() < 1000, "more events than one page holds");
+    .await?;
     let listed: BTreeMap<String, Value> = items
         .iter()
         .map(|a| (a["id"].as_str().unwrap().to_string(), a.clone()))
