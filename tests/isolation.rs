@@ -40,7 +40,8 @@ enum Guard {
     FeedToken,
     /// The single-use OAuth `state` is the capability.
     OauthState,
-    /// Nothing secret: health, readiness, metrics, the well-known redirect.
+    /// Nothing secret: health, readiness, metrics, the well-known and root
+    /// redirects.
     Public,
 }
 
@@ -129,6 +130,9 @@ const ROUTES: &[(&str, &[&str], Guard)] = &[
     ("/healthz", &["GET"], Guard::Public),
     ("/readyz", &["GET"], Guard::Public),
     ("/metrics", &["GET"], Guard::Public),
+    // OPTIONS answers with the DAV classes, PROPFIND/REPORT redirect to
+    // /dav/ (clients given only the host); nothing else is served.
+    ("/", ANY, Guard::Public),
     ("/.well-known/caldav", ANY, Guard::Public),
     ("/.well-known/caldav/", ANY, Guard::Public),
     ("/dav", ANY, Guard::Dav),
