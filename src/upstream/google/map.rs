@@ -174,17 +174,20 @@ pub fn stamp(
     warnings: &mut Vec<String>,
 ) -> Result<Stamp, MapError> {
     if let Some(d) = &t.date {
-        return NaiveDate::parse_from_str(d, "%Y-%m-%d")
+        return crate::upstream::iso_date(d)
             .map(Stamp::Date)
-            .map_err(|_| MapError(format!("invalid date {d:?}")));
+            .ok_or_else(|| MapError(format!("invalid date {d:?}")));
     }
     let dt = t
         .date_time
         .as_deref()
         .ok_or_else(|| MapError("a time has neither date nor dateTime".into()))?;
     let instant = DateTime::parse_from_rfc3339(dt)
-        .map_err(|_| MapError(format!("invalid dateTime {dt:?}")))?
-        .with_timezone(&Utc);
+        .ok()
+        .filter(|d| crate::upstream::four_digit_year(dt) && crate::upstream::writable_year(d))
+        .map(|d| d.with_timezone(&Utc))
+        .filter(crate::upstream::writable_year)
+        .ok_or_else(|| MapError(format!("invalid dateTime {dt:?}")))?;
     let zone_name = t.time_zone.as_deref().or(fallback_zone);
     match zone_name {
         Some(z) => match z.parse::<chrono_tz::Tz>() {
@@ -197,7 +200,13 @@ pub fn stamp(
             {
                 Ok(Stamp::Utc(instant))
             }
-            Ok(tz) => Ok(Stamp::Zoned(instant.with_timezone(&tz).naive_local(), tz)),
+            Ok(tz) => {
+                let local = instant.with_timezone(&tz).naive_local();
+                if !crate::upstream::writable_year(&local) {
+                    return Err(MapError(format!("invalid dateTime {dt:?}")));
+                }
+                Ok(Stamp::Zoned(local, tz))
+            }
             Err(_) => {
                 warnings.push(format!("unknown time zone {z:?}: kept as UTC"));
                 Ok(Stamp::Utc(instant))

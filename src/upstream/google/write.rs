@@ -1261,9 +1261,7 @@ fn google_matches(item: &Value, want: &Value) -> bool {
 fn original_of(item: &Value) -> Option<Moment> {
     let o = &item["originalStartTime"];
     if let Some(d) = o["date"].as_str() {
-        return NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .ok()
-            .map(Moment::Date);
+        return crate::upstream::iso_date(d).map(Moment::Date);
     }
     let t = DateTime::parse_from_rfc3339(o["dateTime"].as_str()?).ok()?;
     Some(Moment::At {

@@ -128,17 +128,23 @@ pub fn instant(t: &DateTimeTz) -> Result<DateTime<Utc>, MapError> {
     let raw = t.date_time.trim().trim_end_matches('Z');
     let local = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
         .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M"))
-        .map_err(|_| MapError(format!("invalid dateTime {:?}", t.date_time)))?;
+        .ok()
+        .filter(|_| crate::upstream::four_digit_year(raw))
+        .ok_or_else(|| MapError(format!("invalid dateTime {:?}", t.date_time)))?;
     let zone = t.time_zone.as_deref().unwrap_or("UTC");
     let iana = zones::iana(zone).ok_or_else(|| MapError(format!("unknown time zone {zone:?}")))?;
     let tz: chrono_tz::Tz = iana
         .parse()
         .map_err(|_| MapError(format!("unknown time zone {iana:?}")))?;
-    Ok(tz
+    let utc = tz
         .from_local_datetime(&local)
         .earliest()
         .map(|d| d.with_timezone(&Utc))
-        .unwrap_or_else(|| local.and_utc()))
+        .unwrap_or_else(|| local.and_utc());
+    if !crate::upstream::writable_year(&utc) || !crate::upstream::writable_year(&local) {
+        return Err(MapError(format!("invalid dateTime {:?}", t.date_time)));
+    }
+    Ok(utc)
 }
 
 /// The event's own zone, or `None` (with a warning) when it does not map.
@@ -316,13 +322,17 @@ fn decode_entities(s: &str) -> String {
 }
 
 fn utc_text(t: &str) -> Option<String> {
+    if !crate::upstream::four_digit_year(t) {
+        return None;
+    }
     let d = DateTime::parse_from_rfc3339(t)
         .map(|d| d.with_timezone(&Utc))
         .or_else(|_| {
             NaiveDateTime::parse_from_str(t.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
                 .map(|n| n.and_utc())
         })
-        .ok()?;
+        .ok()
+        .filter(crate::upstream::writable_year)?;
     Some(d.format("%Y%m%dT%H%M%SZ").to_string())
 }
 

@@ -168,7 +168,7 @@ pub fn to_rrule(r: &Recurrence, start: StartKind) -> Result<String, String> {
                 .range
                 .end_date
                 .as_deref()
-                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .and_then(crate::upstream::iso_date)
                 .ok_or("an endDate range without a valid endDate")?;
             match start {
                 StartKind::Date => parts.push(format!("UNTIL={}", end.format("%Y%m%d"))),
