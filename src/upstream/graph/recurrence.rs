@@ -121,6 +121,18 @@ pub fn to_rrule(r: &Recurrence, start: StartKind) -> Result<String, String> {
             .map(|(_, v)| *v)
             .ok_or_else(|| format!("unknown index {name:?}"))
     };
+    let month = || -> Result<u32, String> {
+        match p.month {
+            1..=12 => Ok(p.month),
+            m => Err(format!("month {m} is not 1 to 12")),
+        }
+    };
+    let day_of_month = || -> Result<u32, String> {
+        match p.day_of_month {
+            1..=31 => Ok(p.day_of_month),
+            d => Err(format!("dayOfMonth {d} is not 1 to 31")),
+        }
+    };
     match p.kind.as_str() {
         "daily" => parts.push("FREQ=DAILY".to_string()),
         "weekly" => {
@@ -129,7 +141,7 @@ pub fn to_rrule(r: &Recurrence, start: StartKind) -> Result<String, String> {
         }
         "absoluteMonthly" => {
             parts.push("FREQ=MONTHLY".into());
-            parts.push(format!("BYMONTHDAY={}", p.day_of_month));
+            parts.push(format!("BYMONTHDAY={}", day_of_month()?));
         }
         "relativeMonthly" => {
             parts.push("FREQ=MONTHLY".into());
@@ -138,12 +150,12 @@ pub fn to_rrule(r: &Recurrence, start: StartKind) -> Result<String, String> {
         }
         "absoluteYearly" => {
             parts.push("FREQ=YEARLY".into());
-            parts.push(format!("BYMONTH={}", p.month));
-            parts.push(format!("BYMONTHDAY={}", p.day_of_month));
+            parts.push(format!("BYMONTH={}", month()?));
+            parts.push(format!("BYMONTHDAY={}", day_of_month()?));
         }
         "relativeYearly" => {
             parts.push("FREQ=YEARLY".into());
-            parts.push(format!("BYMONTH={}", p.month));
+            parts.push(format!("BYMONTH={}", month()?));
             parts.push(format!("BYDAY={}", days(&p.days_of_week)?));
             parts.push(format!("BYSETPOS={}", index(&p.index)?));
         }
