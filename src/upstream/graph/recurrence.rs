@@ -205,6 +205,10 @@ pub fn to_rrule(r: &Recurrence, start: StartKind) -> Result<String, String> {
 /// (local time in `zone`). Refused with the reason when Graph cannot
 /// express the rule.
 pub fn from_rrule(rule: &str, start: NaiveDateTime, zone: &str) -> Result<Recurrence, String> {
+    // Only a rule calbridge itself accepts (values in range, known parts)
+    // is translated; stored objects have passed this check already.
+    crate::ics::rrule::RRule::parse(rule.trim().trim_start_matches("RRULE:"))
+        .map_err(|e| e.to_string())?;
     let mut freq = None;
     let mut interval = 1u32;
     let mut byday: Vec<String> = Vec::new();
