@@ -406,11 +406,15 @@ pub fn map_series(
     }
     let (start, end) = times(&master, calendar_zone, &mut warnings)?;
     let mut m = Component::new("VEVENT");
+    // Trimmed as the object's analysis trims it, so the index and the
+    // object agree on the UID.
     let uid = master
         .ical_uid
-        .clone()
+        .as_deref()
+        .map(str::trim)
         .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| format!("{}@google.com", master.id));
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}@google.com", master.id.trim()));
     m.push(Property::new("UID", uid.clone()));
     m.push(start.property("DTSTART"));
     m.push(end.property("DTEND"));

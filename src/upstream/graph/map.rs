@@ -546,11 +546,18 @@ pub fn map_series(
             de = When::Date(s.succ_opt().unwrap_or(*s));
         }
     }
+    // Trimmed as the object's analysis trims it, so the index and the
+    // object agree on the UID.
     let uid = master
         .ical_uid
-        .clone()
+        .as_deref()
+        .map(str::trim)
         .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| master.id.clone());
+        .map(str::to_string)
+        .unwrap_or_else(|| master.id.trim().to_string());
+    if uid.is_empty() {
+        return Err(MapError("an event without iCalUId or id".into()));
+    }
     let mut m = Component::new("VEVENT");
     m.push(Property::new("UID", uid.clone()));
     let dtstart = ds.property("DTSTART");
