@@ -31,6 +31,14 @@ pub fn iso_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
+/// A provider's iCalUID (or id) as the UID of the object made from it:
+/// without control characters (a line break cannot be written into a UID
+/// line as it is) and trimmed, as an object's analysis reads it back.
+pub fn clean_uid(raw: &str) -> String {
+    let kept: String = raw.chars().filter(|c| !c.is_control()).collect();
+    kept.trim().to_string()
+}
+
 /// Whether a moment's year can be written as iCalendar's four digits
 /// (an offset or a zone can move year 9999 or 0001 over the edge).
 pub fn writable_year(d: &impl Datelike) -> bool {
@@ -61,5 +69,7 @@ mod tests {
             &NaiveDate::from_ymd_opt(10000, 1, 1).unwrap()
         ));
         assert!(!writable_year(&NaiveDate::from_ymd_opt(0, 1, 1).unwrap()));
+        assert_eq!(clean_uid(" a\r\nb\tc@x "), "abc@x");
+        assert_eq!(clean_uid("a,b;c\\d"), "a,b;c\\d");
     }
 }

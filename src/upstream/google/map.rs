@@ -411,10 +411,9 @@ pub fn map_series(
     let uid = master
         .ical_uid
         .as_deref()
-        .map(str::trim)
+        .map(crate::upstream::clean_uid)
         .filter(|u| !u.is_empty())
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{}@google.com", master.id.trim()));
+        .unwrap_or_else(|| format!("{}@google.com", crate::upstream::clean_uid(&master.id)));
     m.push(Property::new("UID", uid.clone()));
     m.push(start.property("DTSTART"));
     m.push(end.property("DTEND"));

@@ -551,10 +551,9 @@ pub fn map_series(
     let uid = master
         .ical_uid
         .as_deref()
-        .map(str::trim)
+        .map(crate::upstream::clean_uid)
         .filter(|u| !u.is_empty())
-        .map(str::to_string)
-        .unwrap_or_else(|| master.id.trim().to_string());
+        .unwrap_or_else(|| crate::upstream::clean_uid(&master.id));
     if uid.is_empty() {
         return Err(MapError("an event without iCalUId or id".into()));
     }
