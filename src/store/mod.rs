@@ -30,6 +30,9 @@ pub enum Tree {
     Calendars,
     /// `staff \0 calendar` → (): a staff member's calendars.
     StaffCalendars,
+    /// `staff \0 slug` → calendar id: the calendar a CalDAV path names,
+    /// found without reading the staff member's other calendars.
+    StaffCalendarSlugs,
     /// `calendar` → u64 big-endian: the change sequence (getctag, sync-token).
     CalSeq,
     /// `calendar \0 href` → [`crate::model::EventMeta`] JSON.
@@ -82,6 +85,7 @@ impl Tree {
         Tree::Membership,
         Tree::Calendars,
         Tree::StaffCalendars,
+        Tree::StaffCalendarSlugs,
         Tree::CalSeq,
         Tree::Events,
         Tree::Bodies,
@@ -115,6 +119,7 @@ impl Tree {
             Tree::Membership => "membership",
             Tree::Calendars => "calendars",
             Tree::StaffCalendars => "staff_calendars",
+            Tree::StaffCalendarSlugs => "staff_calendar_slugs",
             Tree::CalSeq => "cal_seq",
             Tree::Events => "events",
             Tree::Bodies => "bodies",

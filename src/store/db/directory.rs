@@ -333,12 +333,17 @@ impl Db {
 
     // ---- calendars ----
 
-    fn calendar_rows(&self, b: &mut Batch, cal: &Calendar) {
+    pub(super) fn calendar_rows(&self, b: &mut Batch, cal: &Calendar) {
         b.put(Tree::Calendars, cal.id.as_str(), encode(cal));
         b.put(
             Tree::StaffCalendars,
             key(&[cal.staff.as_str().as_bytes(), cal.id.as_str().as_bytes()]),
             Vec::new(),
+        );
+        b.put(
+            Tree::StaffCalendarSlugs,
+            key(&[cal.staff.as_str().as_bytes(), cal.slug.as_bytes()]),
+            cal.id.as_str().as_bytes().to_vec(),
         );
     }
 
@@ -357,6 +362,12 @@ impl Db {
             self.store.get(Tree::Staff, cal.staff.as_str().as_bytes())?,
         );
         b.expect(Tree::Calendars, cal.id.as_str(), None);
+        // Two creations of one name at once: only one commits.
+        b.expect(
+            Tree::StaffCalendarSlugs,
+            key(&[cal.staff.as_str().as_bytes(), cal.slug.as_bytes()]),
+            None,
+        );
         self.calendar_rows(&mut b, cal);
         b.put(Tree::CalSeq, cal.id.as_str(), keys::seq(0).to_vec());
         Ok(self.store.commit(b)?)
@@ -391,11 +402,16 @@ impl Db {
         Ok(out)
     }
 
+    /// One lookup in the slug index, whatever the number of calendars.
     pub fn calendar_by_slug(&self, staff: &StaffId, slug: &str) -> DbResult<Option<Calendar>> {
+        let k = key(&[staff.as_str().as_bytes(), slug.as_bytes()]);
+        let Some(id) = self.store.get(Tree::StaffCalendarSlugs, &k)? else {
+            return Ok(None);
+        };
+        let id = CalendarId(String::from_utf8_lossy(&id).into_owned());
         Ok(self
-            .calendars_of_staff(staff)?
-            .into_iter()
-            .find(|c| c.slug == slug))
+            .calendar(&id)?
+            .filter(|c| c.staff == *staff && c.slug == slug))
     }
 
     /// The staff member's native `appointments` calendar.
@@ -419,6 +435,10 @@ impl Db {
         b.delete(
             Tree::StaffCalendars,
             key(&[cal.staff.as_str().as_bytes(), id]),
+        );
+        b.delete(
+            Tree::StaffCalendarSlugs,
+            key(&[cal.staff.as_str().as_bytes(), cal.slug.as_bytes()]),
         );
         b.delete(Tree::CalSeq, id);
         b.delete(Tree::SyncState, id);

@@ -27,7 +27,7 @@ use serde::Serialize;
 use super::{keys, Batch, Store, StoreError, Tree};
 
 /// Version of the on-disk layout this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -113,14 +113,16 @@ impl Db {
             Some(v) => {
                 // Migration hook: each step rewrites what changed between
                 // versions, then records the new version in the same batch.
-                #[allow(clippy::match_single_binding)]
-                let b = match v {
-                    _ => {
-                        let mut b = Batch::new();
-                        b.put(Tree::Meta, "schema_version", SCHEMA_VERSION.to_string());
-                        b
+                let mut b = Batch::new();
+                if v < 2 {
+                    // 1 → 2: the slug index of calendars.
+                    for row in self.store.scan_prefix(Tree::Calendars, b"") {
+                        let (_, raw) = row?;
+                        let cal: crate::model::Calendar = decode(Tree::Calendars, &raw)?;
+                        self.calendar_rows(&mut b, &cal);
                     }
-                };
+                }
+                b.put(Tree::Meta, "schema_version", SCHEMA_VERSION.to_string());
                 self.store.commit(b)?;
             }
         }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::model::{CalendarId, EventId};
+use crate::model::{Calendar, CalendarId, EventId, StaffId};
 use crate::store::SledStore;
 
 fn db() -> Db {
@@ -287,6 +287,7 @@ fn deleting_a_staff_member_removes_everything_of_theirs() {
         Tree::Staff,
         Tree::StaffEmail,
         Tree::StaffCalendars,
+        Tree::StaffCalendarSlugs,
     ] {
         assert_eq!(db.store().len(tree), 0, "{tree:?} left behind");
     }
@@ -347,4 +348,55 @@ fn the_scan_finds_what_the_time_index_finds_in_the_same_order() {
         assert!(!index.is_empty());
         assert_eq!(index, scan, "window {s}..{e}");
     }
+}
+
+#[test]
+fn calendars_are_found_by_name_and_a_version_1_store_gets_the_index() {
+    let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
+    let db = Db::open(store.clone()).unwrap();
+    let c = db.create_company("Acme", "UTC").unwrap();
+    let (anna, appts) = db
+        .create_staff(&c.id, "Anna", "anna@acme.example", "UTC", &[])
+        .unwrap();
+    let (bob, _) = db
+        .create_staff(&c.id, "Bob", "bob@acme.example", "UTC", &[])
+        .unwrap();
+    let mut work = appts.clone();
+    work.id = CalendarId::generate();
+    work.slug = "work".into();
+    db.create_calendar(&work).unwrap();
+    assert!(matches!(
+        db.create_calendar(&Calendar {
+            id: CalendarId::generate(),
+            ..work.clone()
+        }),
+        Err(DbError::Duplicate(_))
+    ));
+    let found =
+        |db: &Db, who: &StaffId, slug: &str| db.calendar_by_slug(who, slug).unwrap().map(|c| c.id);
+    assert_eq!(found(&db, &anna.id, "work"), Some(work.id.clone()));
+    assert_eq!(found(&db, &anna.id, "appointments"), Some(appts.id.clone()));
+    assert_eq!(found(&db, &bob.id, "work"), None);
+    assert_eq!(found(&db, &anna.id, "wor"), None);
+
+    // A store written by schema version 1 had no slug index.
+    let mut b = Batch::new();
+    for row in store.scan_prefix(Tree::StaffCalendarSlugs, b"") {
+        b.delete(Tree::StaffCalendarSlugs, row.unwrap().0.to_vec());
+    }
+    b.put(Tree::Meta, "schema_version", "1");
+    store.commit(b).unwrap();
+    assert_eq!(found(&db, &anna.id, "work"), None);
+    let db = Db::open(store.clone()).unwrap();
+    assert_eq!(found(&db, &anna.id, "work"), Some(work.id.clone()));
+    assert!(found(&db, &bob.id, "appointments").is_some());
+    assert_eq!(
+        store.get(Tree::Meta, b"schema_version").unwrap().as_deref(),
+        Some(SCHEMA_VERSION.to_string().as_bytes())
+    );
+
+    db.delete_calendar(&work.id).unwrap();
+    assert_eq!(found(&db, &anna.id, "work"), None);
+    db.create_calendar(&work).unwrap();
+    assert_eq!(found(&db, &anna.id, "work"), Some(work.id));
 }
