@@ -597,3 +597,82 @@ async fn callback_refuses_bad_states_and_duplicate_identities() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(e["error"]["field"], "provider");
 }
+
+/// An occurrence moved upstream after its series was synced: only the
+/// exception changes (the master's etag stays), and the move must still
+/// arrive, on the same page as the master or on a later one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_occurrence_moved_after_the_series_synced_arrives() {
+    let w = world().await;
+    let start = (chrono::Utc::now() + chrono::Duration::days(3)).date_naive();
+    let series = seed(
+        &w,
+        json!({"summary": "Standup", "start": {"dateTime": format!("{start}T07:00:00Z"), "timeZone": "UTC"}, "end": {"dateTime": format!("{start}T07:30:00Z"), "timeZone": "UTC"}, "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=10"]}),
+    );
+    let (_, cals) =
+        w.t.api(
+            "GET",
+            &format!("/api/v1/accounts/{}/calendars", w.account),
+            None,
+        )
+        .await;
+    let remote = cals
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["default"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let enc = percent_encoding::utf8_percent_encode(&remote, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
+    let (s, v) =
+        w.t.api(
+            "PUT",
+            &format!("/api/v1/accounts/{}/calendars/{enc}", w.account),
+            Some(json!({"selected": true, "direction": "read_only"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(w.t.sync_and_wait(&w.account).await["status"], "ok");
+    let evs = feed_events(&w).await;
+    assert_eq!(summaries(&evs), ["Standup"]);
+
+    let id = series["id"].as_str().unwrap();
+    let (s, inst) = google_api(
+        &w,
+        "GET",
+        &format!("/calendars/primary/events/{id}/instances"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{inst}");
+    let third = inst["items"][2].clone();
+    let day = (start + chrono::Duration::days(14)).to_string();
+    let (s, v) = google_api(
+        &w,
+        "PATCH",
+        &format!("/calendars/primary/events/{}", third["id"].as_str().unwrap()),
+        Some(json!({"summary": "Standup (moved)", "start": {"dateTime": format!("{day}T08:00:00Z"), "timeZone": "UTC"}, "end": {"dateTime": format!("{day}T08:30:00Z"), "timeZone": "UTC"}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, master) = google_api(&w, "GET", &format!("/calendars/primary/events/{id}"), None).await;
+    assert_eq!(
+        master["etag"], series["etag"],
+        "the master itself did not change"
+    );
+
+    assert_eq!(w.t.sync_and_wait(&w.account).await["status"], "ok");
+    let evs = feed_events(&w).await;
+    assert_eq!(summaries(&evs), ["Standup", "Standup (moved)"]);
+    let moved = evs
+        .iter()
+        .find(|e| e.prop("RECURRENCE-ID").is_some())
+        .expect("the moved occurrence is an override of the series");
+    assert_eq!(
+        moved.value("DTSTART"),
+        Some(format!("{}T080000Z", day.replace('-', "")).as_str())
+    );
+}

@@ -138,9 +138,17 @@ pub fn apply_page(
     for (series, update) in &touched {
         let mut items: BTreeMap<String, Vec<u8>> =
             db.remote_items(&cal.id, series)?.into_iter().collect();
+        // The series' etag is its master's: a Google exception that changed
+        // on its own (moved, cancelled, edited occurrence) leaves it as it
+        // was, so the etag cannot say "nothing changed" for this series.
+        // (Graph pages name series, fetched whole: `Replace`.)
+        let mut exception_changed = false;
         match update {
             SeriesUpdate::Patch(item_changes) => {
                 for (item, json) in item_changes {
+                    if item != series && items.get(item) != json.as_ref() {
+                        exception_changed = true;
+                    }
                     match json {
                         Some(j) => {
                             tail.extend(Db::remote_item_row(&cal.id, series, item, j));
@@ -188,7 +196,15 @@ pub fn apply_page(
                 reason: w.clone(),
             });
         }
-        let href = match reconcile(db, cal, series, &mapped, &mut tail, &mut twins)? {
+        let href = match reconcile(
+            db,
+            cal,
+            series,
+            &mapped,
+            exception_changed,
+            &mut tail,
+            &mut twins,
+        )? {
             Decision::Skip => continue,
             Decision::Delete(href) => {
                 ops.push(EventOp::Delete(href, Precondition::None));
@@ -367,6 +383,7 @@ fn reconcile(
     cal: &Calendar,
     series: &str,
     mapped: &MappedSeries,
+    exception_changed: bool,
     tail: &mut Batch,
     twins: &mut Vec<Twin>,
 ) -> DbResult<Decision> {
@@ -441,7 +458,7 @@ fn reconcile(
         return Ok(Decision::Put(href_for(db, cal, series)?));
     };
     let known = local.remote.as_ref().and_then(|r| r.etag.as_deref());
-    if mapped.etag.is_some() && known == mapped.etag.as_deref() {
+    if mapped.etag.is_some() && known == mapped.etag.as_deref() && !exception_changed {
         // The version calbridge already has (its own write coming back, or
         // an item that did not change): nothing to do, no ETag churn.
         return Ok(Decision::Skip);
