@@ -143,6 +143,21 @@ fn seed(w: &World, body: Value) -> Value {
     w.emu.seed_graph_event(EMAIL, "default", body).unwrap()
 }
 
+/// The occurrences of series `id` from day `from` to day `to` (UTC).
+async fn instances(w: &World, id: &str, from: &str, to: &str) -> Vec<Value> {
+    let (s, v) = graph(
+        w,
+        "GET",
+        &format!(
+            "/me/events/{id}/instances?startDateTime={from}T00:00:00Z&endDateTime={to}T00:00:00Z"
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["value"].as_array().unwrap().clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn series_exceptions_all_day_private_delta_and_faults() {
     let w = world().await;
@@ -167,19 +182,7 @@ async fn series_exceptions_all_day_private_delta_and_faults() {
         }),
     );
     let wid = weekly["id"].as_str().unwrap();
-    let (s, inst) = graph(
-        &w,
-        "GET",
-        &format!(
-            "/me/events/{wid}/instances?startDateTime={}T00:00:00Z&endDateTime={}T00:00:00Z",
-            d(0),
-            d(30)
-        ),
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{inst}");
-    let inst = inst["value"].as_array().unwrap();
+    let inst = instances(&w, wid, &d(0), &d(30)).await;
     assert!(inst.len() >= 4);
     let second = inst[1]["id"].as_str().unwrap();
     let third = inst[2]["id"].as_str().unwrap();
@@ -383,4 +386,67 @@ async fn series_exceptions_all_day_private_delta_and_faults() {
     let st = w.t.sync_and_wait(&w.account).await;
     assert_eq!(st["status"], "authorization_expired", "{st}");
     assert!(st["error"].as_str().unwrap().contains("reconnect"));
+}
+
+/// An occurrence moved, then another cancelled, after the series was
+/// synced: the master's changeKey does not move, and both must still
+/// arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn occurrences_changed_after_the_series_synced_arrive() {
+    let w = world().await;
+    let start = (chrono::Utc::now() + chrono::Duration::days(2)).date_naive();
+    let d = |n: i64| {
+        (start + chrono::Duration::days(n))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let series = seed(
+        &w,
+        json!({
+            "subject": "Standup",
+            "start": {"dateTime": format!("{}T09:00:00", d(0)), "timeZone": "Pacific Standard Time"},
+            "end": {"dateTime": format!("{}T09:15:00", d(0)), "timeZone": "Pacific Standard Time"},
+            "recurrence": {"pattern": {"type": "daily", "interval": 1},
+                            "range": {"type": "numbered", "numberOfOccurrences": 10, "startDate": d(0)}}
+        }),
+    );
+    assert_eq!(w.t.sync_and_wait(&w.account).await["status"], "ok");
+    let cal = feed(&w).await;
+    assert_eq!(by_summary(&cal, "Standup").len(), 1);
+
+    let sid = series["id"].as_str().unwrap();
+    let inst = instances(&w, sid, &d(0), &d(12)).await;
+    let (s, v) = graph(&w, "PATCH", &format!("/me/events/{}", inst[3]["id"].as_str().unwrap()), Some(json!({"subject": "Standup (moved)", "start": {"dateTime": format!("{}T11:00:00", d(3)), "timeZone": "Pacific Standard Time"}, "end": {"dateTime": format!("{}T11:15:00", d(3)), "timeZone": "Pacific Standard Time"}}))).await;
+    assert!(s.is_success(), "{s} {v}");
+    let (_, master) = graph(&w, "GET", &format!("/me/events/{sid}"), None).await;
+    assert_eq!(
+        master["changeKey"], series["changeKey"],
+        "the master did not change"
+    );
+    assert_eq!(w.t.sync_and_wait(&w.account).await["status"], "ok");
+    let cal = feed(&w).await;
+    assert_eq!(
+        by_summary(&cal, "Standup (moved)").len(),
+        1,
+        "the moved occurrence arrived"
+    );
+
+    let (s, _) = graph(
+        &w,
+        "DELETE",
+        &format!("/me/events/{}", inst[5]["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert!(s.is_success());
+    assert_eq!(w.t.sync_and_wait(&w.account).await["status"], "ok");
+    let cal = feed(&w).await;
+    let master = by_summary(&cal, "Standup")
+        .into_iter()
+        .find(|e| e.prop("RECURRENCE-ID").is_none())
+        .unwrap();
+    assert!(
+        master.prop("EXDATE").is_some(),
+        "the cancelled occurrence is an EXDATE: {master:?}"
+    );
 }

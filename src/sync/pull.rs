@@ -141,7 +141,6 @@ pub fn apply_page(
         // The series' etag is its master's: a Google exception that changed
         // on its own (moved, cancelled, edited occurrence) leaves it as it
         // was, so the etag cannot say "nothing changed" for this series.
-        // (Graph pages name series, fetched whole: `Replace`.)
         let mut exception_changed = false;
         match update {
             SeriesUpdate::Patch(item_changes) => {
@@ -162,6 +161,12 @@ pub fn apply_page(
                 }
             }
             SeriesUpdate::Replace(fresh) => {
+                // Graph: an occurrence moved, edited or cancelled leaves the
+                // series master (and its changeKey) as it was.
+                exception_changed = fresh.len() != items.len()
+                    || fresh
+                        .iter()
+                        .any(|(item, json)| item != series && items.get(item) != Some(json));
                 let old: Vec<String> = items.keys().cloned().collect();
                 tail.extend(db.item_owner_removal(&cal.id, &old));
                 tail.extend(db.remote_items_removal(&cal.id, series)?);
