@@ -28,6 +28,9 @@ use quick_xml::XmlVersion;
 
 use super::name::{QName, NS_XML};
 
+const XMLNS_NAMESPACE: &str = "http://www.w3.org/2000/xmlns/";
+const XML_NAMESPACE: &str = "http://www.w3.org/XML/1998/namespace";
+
 /// Bounds on what one request body may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -536,6 +539,11 @@ impl TreeBuilder<'_, '_> {
             offset: self.pos(),
         })?;
         let ns = self.namespace_name(&ns)?;
+        // Only the `xml` prefix may name the XML namespace, and no element
+        // is defined in it.
+        if ns == XML_NAMESPACE {
+            return Err(self.malformed(format!("no element is in the namespace {XML_NAMESPACE}")));
+        }
         let local = start.local_name().into_inner();
         let mut el = Element::new(QName::new(ns, local));
         for attr in start.attributes() {
@@ -592,6 +600,11 @@ impl TreeBuilder<'_, '_> {
                 code: c as u32,
                 offset: self.pos(),
             });
+        }
+        // Namespaces in XML 1.0 §3: no prefix may be bound to the xmlns
+        // namespace (and nothing could be written back in it).
+        if value == XMLNS_NAMESPACE {
+            return Err(self.malformed(format!("the namespace {XMLNS_NAMESPACE} is reserved")));
         }
         Ok(value.into_owned())
     }
@@ -768,6 +781,20 @@ mod tests {
             err(r#"<a xmlns="urn:&#1;"/>"#),
             XmlError::ForbiddenChar { code: 1, .. }
         ));
+    }
+
+    #[test]
+    fn reserved_namespaces_are_refused() {
+        for doc in [
+            r#"<a xmlns="http://www.w3.org/2000/xmlns/"/>"#,
+            r#"<x:a xmlns:x="http://www.w3.org/2000/xmlns/"/>"#,
+            r#"<a xmlns:x="http://www.w3.org/2000/xmlns/" x:k="v"/>"#,
+            r#"<x:a xmlns:x="http://www.w3.org/XML/1998/namespace"/>"#,
+        ] {
+            assert!(matches!(err(doc), XmlError::Malformed { .. }), "{doc}");
+        }
+        let e = parse(br#"<a xml:lang="de"/>"#).unwrap();
+        assert_eq!(e.attrs.len(), 1);
     }
 
     #[test]
