@@ -30,19 +30,9 @@ async fn world(provider: Provider) -> World {
     emu.create_user(provider, &email, Some("Dana"), Some("Europe/Berlin"));
     let base = emu.base_url.clone();
     let t = TestServer::start_with(|raw| use_emulator(raw, &base)).await;
-    let c = t
-        .create(
-            "/api/v1/companies",
-            json!({"name": "Acme", "timezone": "Europe/Berlin"}),
-        )
+    let (_, staff) = t
+        .company_with_named_staff("Europe/Berlin", "Dana", &email)
         .await;
-    let s = t
-        .create(
-            &format!("/api/v1/companies/{}/staff", c["id"].as_str().unwrap()),
-            json!({"name": "Dana", "email": email}),
-        )
-        .await;
-    let staff = s["id"].as_str().unwrap().to_string();
     let pname = match provider {
         Provider::Google => "google",
         Provider::Microsoft => "microsoft",

@@ -49,19 +49,9 @@ async fn world() -> World {
     emu.create_user(Provider::Google, EMAIL, Some("Anna"), Some("Europe/Berlin"));
     let base = emu.base_url.clone();
     let t = TestServer::start_with(|raw| use_emulator(raw, &base)).await;
-    let c = t
-        .create(
-            "/api/v1/companies",
-            json!({"name": "Acme", "timezone": "Europe/Berlin"}),
-        )
+    let (_, staff) = t
+        .company_with_named_staff("Europe/Berlin", "Anna", EMAIL)
         .await;
-    let s = t
-        .create(
-            &format!("/api/v1/companies/{}/staff", c["id"].as_str().unwrap()),
-            json!({"name": "Anna", "email": EMAIL}),
-        )
-        .await;
-    let staff = s["id"].as_str().unwrap().to_string();
     let account = t.connect(&staff, "google").await;
     let f = t
         .create("/api/v1/feeds", json!({"scope": "staff", "id": staff}))

@@ -47,19 +47,9 @@ async fn world() -> World {
     );
     let base = emu.base_url.clone();
     let t = TestServer::start_with(|raw| use_emulator(raw, &base)).await;
-    let c = t
-        .create(
-            "/api/v1/companies",
-            json!({"name": "Contoso", "timezone": "America/Los_Angeles"}),
-        )
+    let (_, staff) = t
+        .company_with_named_staff("America/Los_Angeles", "Ben", EMAIL)
         .await;
-    let s = t
-        .create(
-            &format!("/api/v1/companies/{}/staff", c["id"].as_str().unwrap()),
-            json!({"name": "Ben", "email": EMAIL}),
-        )
-        .await;
-    let staff = s["id"].as_str().unwrap().to_string();
     let account = t.connect(&staff, "microsoft").await;
     let (s, cals) = t
         .api(

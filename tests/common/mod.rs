@@ -113,6 +113,18 @@ impl TestServer {
 
     /// A company with one staff member; returns (company id, staff id).
     pub async fn company_with_staff(&self, tz: &str) -> (String, String) {
+        let email = format!("anna{}@acme.example", rand_suffix());
+        self.company_with_named_staff(tz, "Anna", &email).await
+    }
+
+    /// A company in `tz` with one staff member of this name and e-mail
+    /// (the e-mail an emulated account signs in with); (company, staff).
+    pub async fn company_with_named_staff(
+        &self,
+        tz: &str,
+        name: &str,
+        email: &str,
+    ) -> (String, String) {
         let c = self
             .create(
                 "/api/v1/companies",
@@ -123,7 +135,7 @@ impl TestServer {
         let s = self
             .create(
                 &format!("/api/v1/companies/{cid}/staff"),
-                serde_json::json!({"name": "Anna", "email": format!("anna{}@acme.example", rand_suffix())}),
+                serde_json::json!({"name": name, "email": email}),
             )
             .await;
         (cid, s["id"].as_str().unwrap().to_string())
