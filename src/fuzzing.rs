@@ -1,5 +1,5 @@
 //! The checks behind the `cargo fuzz` targets (`fuzz/fuzz_targets/`), one
-//! `pub fn` per target, kept in the crate so that `tests/fuzz_regressions.rs`
+//! `pub fn` per target, kept in the crate so that `tests/it/fuzz_regressions.rs`
 //! replays every saved crash input through exactly the code the fuzzer ran.
 //!
 //! Each function takes arbitrary bytes, drives the parsers and mappers that

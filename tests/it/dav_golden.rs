@@ -9,7 +9,7 @@
 //! - Every multistatus / error body built in [`responses`] must equal
 //!   `fixtures/dav/responses/<name>.xml`.
 //!
-//! `DAV_GOLDEN_BLESS=1 cargo test --test dav_golden` (re)writes the expected
+//! `DAV_GOLDEN_BLESS=1 cargo test --test it dav_golden::` (re)writes the expected
 //! files; review the diff before committing it.
 
 use std::fmt::Debug;

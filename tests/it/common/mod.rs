@@ -1,6 +1,5 @@
 //! A real calbridge server on 127.0.0.1:0 with a fresh store, driven over
 //! HTTP by the end-to-end tests.
-#![allow(dead_code)]
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! restored into a new directory, serves the same data (feeds keep their
 //! URLs, appointments their ids, app passwords still work).
 
-mod common;
+use crate::common;
 
 use common::{get, TestServer, ADMIN_TOKEN};
 use reqwest::StatusCode;

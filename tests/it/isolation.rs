@@ -17,8 +17,8 @@
 //!   home are refused the same way; and the whole store is byte for byte
 //!   what it was before the attempts.
 
-mod common;
-mod rawhttp;
+use crate::common;
+use crate::rawhttp;
 
 use std::collections::{BTreeMap, BTreeSet};
 

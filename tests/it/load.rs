@@ -7,7 +7,7 @@
 //! quickly. The header-read timeout (10 s) and request timeout (30 s) must
 //! end the slow ones.
 //!
-//! [`soak`] (ignored; `cargo test --test load -- --ignored soak`): 500
+//! [`soak`] (ignored; `cargo test --test it -- --ignored load::soak`): 500
 //! feed pollers (half with `If-None-Match`, some asking for gzip), 50
 //! CalDAV clients syncing (sync-collection) and writing (PUT, DELETE,
 //! into their appointments and into calendars mirrored both ways), an
@@ -23,8 +23,8 @@
 //! default: the one cargo built for this test), `CALBRIDGE_SOAK_REPORT`
 //! (write the figures as JSON there).
 
-mod child;
-mod rawhttp;
+use crate::child;
+use crate::rawhttp;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! event, rename and delete through delta, 410 resync, throttling with
 //! Retry-After, rotated refresh tokens and invalid_grant.
 
-mod common;
+use crate::common;
 
 use calbridge::upstream::emulator::{self as emu, Emulator, FaultKind, FaultRule, Provider};
 use common::{get, use_emulator, TestServer};

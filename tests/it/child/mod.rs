@@ -1,7 +1,6 @@
 //! The real `calbridge` binary as a child process on a data directory of
 //! the test's choosing: for tests that kill it (`kill -9`), restart it on
 //! the same store, or read what it logs.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,7 +17,6 @@ pub fn free_port() -> u16 {
 pub struct Child {
     proc: Option<std::process::Child>,
     pub base: String,
-    pub port: u16,
     /// Where the child's stderr (its log) goes.
     pub log: PathBuf,
 }
@@ -65,7 +63,6 @@ impl Child {
         Child {
             proc: Some(proc),
             base: format!("http://127.0.0.1:{port}"),
-            port,
             log: log.to_path_buf(),
         }
     }

@@ -8,8 +8,8 @@
 //! feed and objects that still parse with nothing forged), nothing stored,
 //! and the server still healthy and quick for the next request.
 
-mod common;
-mod rawhttp;
+use crate::common;
+use crate::rawhttp;
 
 use std::time::Duration;
 

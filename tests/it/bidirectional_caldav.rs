@@ -4,7 +4,7 @@
 //! calbridge's own writes come back without moving it, and a deletion here
 //! against a change upstream keeps the change.
 
-mod common;
+use crate::common;
 
 use calbridge::upstream::emulator::{self as emu, Emulator, Provider};
 use common::{use_emulator, TestServer};

@@ -3,7 +3,7 @@
 //! staff members, and the bad input of issue 3. Multistatus bodies are
 //! parsed and checked (hrefs, properties, statuses), not just status codes.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

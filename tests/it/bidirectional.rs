@@ -4,7 +4,7 @@
 //! loser; delete against modify keeps the modification; push-existing twice
 //! creates nothing twice; what a provider cannot express is refused.
 
-mod common;
+use crate::common;
 
 use calbridge::model::{AccountId, StaffId};
 use calbridge::upstream::emulator::{self as emu, Emulator, Provider};

@@ -17,8 +17,8 @@
 //! - Upstream URLs come only from configuration: a paging link or a
 //!   redirect to another host is not followed.
 
-mod child;
-mod common;
+use crate::child;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

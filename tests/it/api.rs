@@ -1,7 +1,7 @@
 //! The admin API end to end: every route, and the bad input each must refuse
 //! without storing anything.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, ADMIN_TOKEN};
 use reqwest::StatusCode;

@@ -3,7 +3,7 @@
 //! connection closed under them shows as "remote end closed connection
 //! without response" (python-caldav, Apple Calendar).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

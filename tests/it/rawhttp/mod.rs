@@ -1,7 +1,6 @@
 //! HTTP/1.1 sent byte for byte over TCP: for requests an HTTP client would
 //! normalise or refuse to send (`..` segments, invalid UTF-8, CRLF in
 //! values, broken framing), and for reading exactly what came back.
-#![allow(dead_code)]
 
 use std::time::Duration;
 

@@ -17,7 +17,7 @@
 //!
 //! `CALBRIDGE_CRASH_ROUNDS` raises the number of kills (default 24).
 
-mod child;
+use crate::child;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! ICS feeds end to end: scopes, privacy, include, window, rotate/revoke,
 //! conditional GET, gzip, HEAD, and the RFC 5545 rules every feed obeys.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 

@@ -3,7 +3,7 @@
 //! feed; change and delete upstream; then 410, rate limits, 5xx, garbage
 //! and invalid_grant — and that nothing is lost.
 
-mod common;
+use crate::common;
 
 use calbridge::upstream::emulator::{self as emu, Emulator, FaultKind, FaultRule, Provider};
 use common::{get, use_emulator, TestServer};
