@@ -766,15 +766,26 @@ impl SyncEngine {
                                 updated: state.updated,
                             };
                             let mut extra = self.db.outbox_done_rows(e)?;
-                            if e.source == e.target {
-                                // Keep the provider's JSON of the master so
-                                // later partial changes compose with it.
-                                let json = serde_json::to_vec(&state.json).unwrap_or_default();
-                                extra.extend(self.db.remote_items_removal(&e.target, &state.id)?);
-                                extra.extend(Db::remote_item_row(
-                                    &e.target, &state.id, &state.id, &json,
-                                ));
-                                extra.extend(Db::item_owner_row(&e.target, &state.id, &state.id));
+                            // Keep the provider's JSON of the series (the
+                            // master, and Google's exceptions) so later
+                            // partial changes compose with it, and so the
+                            // write, coming back, is known as unchanged.
+                            // Under the target calendar: a pull of it sees
+                            // the series (a twin when the source differs).
+                            let json = serde_json::to_vec(&state.json).unwrap_or_default();
+                            extra.extend(self.db.remote_items_removal(&e.target, &state.id)?);
+                            extra.extend(Db::remote_item_row(
+                                &e.target, &state.id, &state.id, &json,
+                            ));
+                            extra.extend(Db::item_owner_row(&e.target, &state.id, &state.id));
+                            for x in state.exceptions.iter().flatten() {
+                                let Some(item) = x["id"].as_str().filter(|i| *i != state.id) else {
+                                    continue;
+                                };
+                                let json = serde_json::to_vec(x).unwrap_or_default();
+                                extra
+                                    .extend(Db::remote_item_row(&e.target, &state.id, item, &json));
+                                extra.extend(Db::item_owner_row(&e.target, item, &state.id));
                             }
                             match self.db.set_remote(&e.source, &e.href, remote, extra) {
                                 Ok(_) | Err(DbError::NotFound) => {}

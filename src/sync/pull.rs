@@ -138,15 +138,15 @@ pub fn apply_page(
     for (series, update) in &touched {
         let mut items: BTreeMap<String, Vec<u8>> =
             db.remote_items(&cal.id, series)?.into_iter().collect();
-        // The series' etag is its master's: a Google exception that changed
-        // on its own (moved, cancelled, edited occurrence) leaves it as it
-        // was, so the etag cannot say "nothing changed" for this series.
-        let mut exception_changed = false;
+        // The series' etag is its master's: an exception that changed on
+        // its own (moved, cancelled, edited occurrence) leaves it as it
+        // was, so the etag alone cannot say "nothing changed".
+        let mut pieces = Pieces::default();
         match update {
             SeriesUpdate::Patch(item_changes) => {
                 for (item, json) in item_changes {
-                    if item != series && items.get(item) != json.as_ref() {
-                        exception_changed = true;
+                    if item != series {
+                        pieces.note(items.get(item).map(Vec::as_slice), json.as_deref());
                     }
                     match json {
                         Some(j) => {
@@ -163,10 +163,16 @@ pub fn apply_page(
             SeriesUpdate::Replace(fresh) => {
                 // Graph: an occurrence moved, edited or cancelled leaves the
                 // series master (and its changeKey) as it was.
-                exception_changed = fresh.len() != items.len()
-                    || fresh
-                        .iter()
-                        .any(|(item, json)| item != series && items.get(item) != Some(json));
+                for (item, json) in fresh {
+                    if item != series {
+                        pieces.note(items.get(item).map(Vec::as_slice), Some(json));
+                    }
+                }
+                for (item, old) in &items {
+                    if item != series && !fresh.iter().any(|(i, _)| i == item) {
+                        pieces.note(Some(old), None);
+                    }
+                }
                 let old: Vec<String> = items.keys().cloned().collect();
                 tail.extend(db.item_owner_removal(&cal.id, &old));
                 tail.extend(db.remote_items_removal(&cal.id, series)?);
@@ -201,15 +207,7 @@ pub fn apply_page(
                 reason: w.clone(),
             });
         }
-        let href = match reconcile(
-            db,
-            cal,
-            series,
-            &mapped,
-            exception_changed,
-            &mut tail,
-            &mut twins,
-        )? {
+        let href = match reconcile(db, cal, series, &mapped, pieces, &mut tail, &mut twins)? {
             Decision::Skip => continue,
             Decision::Delete(href) => {
                 ops.push(EventOp::Delete(href, Precondition::None));
@@ -334,6 +332,119 @@ struct Twin {
     local: EventMeta,
     series: String,
     mapped: MappedSeries,
+    pieces: Pieces,
+}
+
+/// How a series' pieces other than its master (exceptions, occurrences)
+/// compare with what calbridge stored of them.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pieces {
+    /// A piece calbridge had changed or went away: the series changed.
+    changed: bool,
+    /// A piece calbridge had not seen: a change upstream, or calbridge's
+    /// own write of exceptions coming back as the provider keeps them.
+    new: bool,
+}
+
+impl Pieces {
+    fn note(&mut self, old: Option<&[u8]>, new: Option<&[u8]>) {
+        match (old, new) {
+            (None, Some(_)) => self.new = true,
+            (Some(_), None) => self.changed = true,
+            (Some(a), Some(b)) if !same_piece(a, b) => self.changed = true,
+            _ => {}
+        }
+    }
+
+    /// Whether the series as mapped is the version calbridge has: the
+    /// master's etag is the known one and no piece changed; pieces not
+    /// seen before must say what the stored object says of its exceptions.
+    fn unchanged(
+        &self,
+        known: Option<&str>,
+        mapped: &MappedSeries,
+        stored: impl FnOnce() -> DbResult<Option<Vec<u8>>>,
+        zone: Option<&str>,
+    ) -> DbResult<bool> {
+        if mapped.etag.is_none() || known != mapped.etag.as_deref() || self.changed {
+            return Ok(false);
+        }
+        if !self.new {
+            return Ok(true);
+        }
+        Ok(stored()?.is_some_and(|body| same_exceptions(&body, &mapped.ics, zone)))
+    }
+}
+
+/// Two versions of one provider piece: by their etags when both carry one
+/// (a provider may shape the same version differently in a list and in a
+/// single read), else byte for byte.
+fn same_piece(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    let tag = |j: &[u8]| -> Option<String> {
+        let v: serde_json::Value = serde_json::from_slice(j).ok()?;
+        ["etag", "@odata.etag"]
+            .iter()
+            .find_map(|k| v[*k].as_str().map(str::to_string))
+    };
+    matches!((tag(a), tag(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// What an object says about its exceptions, in instants (the same time
+/// written in another zone or form is equal): the occurrences excluded or
+/// cancelled, and per changed occurrence its start, end and summary.
+#[derive(Debug, PartialEq, Eq)]
+struct ExceptionShape {
+    excluded: std::collections::BTreeSet<i64>,
+    changed: BTreeMap<i64, (i64, i64, Option<String>)>,
+}
+
+fn exception_shape(ics: &[u8], zone: Option<&str>) -> Option<ExceptionShape> {
+    use crate::upstream::google::write::series;
+    let cal = crate::ics::parse(ics).ok()?;
+    let s = series(&cal, zone, "").ok()?;
+    let floating = s.times.floating();
+    let at = |m: crate::upstream::google::write::Moment| {
+        m.shaped_like(&s.start, floating)
+            .instant(floating)
+            .timestamp()
+    };
+    let mut excluded: std::collections::BTreeSet<i64> =
+        s.exdates().ok()?.into_iter().map(at).collect();
+    let summary =
+        |c: &crate::ics::Component| c.prop("SUMMARY").map(|p| p.text_value().trim().to_string());
+    let mut changed = BTreeMap::new();
+    for o in &s.overrides {
+        let rid = at(s.times.of(o, "RECURRENCE-ID").ok()??);
+        if o.value("STATUS")
+            .is_some_and(|v| v.eq_ignore_ascii_case("CANCELLED"))
+        {
+            excluded.insert(rid);
+            continue;
+        }
+        let (start, end) = s.times.span(o).ok()?;
+        let title = summary(o).or_else(|| summary(s.master));
+        changed.insert(
+            rid,
+            (
+                start.instant(floating).timestamp(),
+                end.instant(floating).timestamp(),
+                title,
+            ),
+        );
+    }
+    Some(ExceptionShape { excluded, changed })
+}
+
+/// Whether two objects of one series agree on its exceptions (see
+/// [`ExceptionShape`]); `false` when either cannot be read.
+fn same_exceptions(a: &[u8], b: &[u8], zone: Option<&str>) -> bool {
+    match (exception_shape(a, zone), exception_shape(b, zone)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
 }
 
 fn account_of(cal: &Calendar) -> Option<&AccountId> {
@@ -388,7 +499,7 @@ fn reconcile(
     cal: &Calendar,
     series: &str,
     mapped: &MappedSeries,
-    exception_changed: bool,
+    pieces: Pieces,
     tail: &mut Batch,
     twins: &mut Vec<Twin>,
 ) -> DbResult<Decision> {
@@ -415,6 +526,7 @@ fn reconcile(
             local: t,
             series: series.to_string(),
             mapped: mapped.clone(),
+            pieces,
         });
         // A copy imported before the write was recorded goes away.
         if let Some(h) = db.href_for_remote(&cal.id, series)? {
@@ -463,7 +575,8 @@ fn reconcile(
         return Ok(Decision::Put(href_for(db, cal, series)?));
     };
     let known = local.remote.as_ref().and_then(|r| r.etag.as_deref());
-    if mapped.etag.is_some() && known == mapped.etag.as_deref() && !exception_changed {
+    let stored = || db.event_body(&cal.id, &local.href);
+    if pieces.unchanged(known, mapped, stored, cal.timezone.as_deref())? {
         // The version calbridge already has (its own write coming back, or
         // an item that did not change): nothing to do, no ETag churn.
         return Ok(Decision::Skip);
@@ -513,7 +626,10 @@ fn apply_twin(db: &Db, primary: &Calendar, t: Twin) -> DbResult<()> {
         updated: t.mapped.updated,
     };
     let known = local.remote.as_ref().and_then(|r| r.etag.as_deref());
-    if t.mapped.etag.is_some() && known == t.mapped.etag.as_deref() {
+    let stored = || db.event_body(&native.id, &local.href);
+    if t.pieces
+        .unchanged(known, &t.mapped, stored, primary.timezone.as_deref())?
+    {
         return Ok(());
     }
     let marker_etag = t
@@ -617,5 +733,61 @@ fn remote_delete_of_twin(db: &Db, primary: &Calendar, series: &str) -> DbResult<
     ) {
         Ok(_) | Err(DbError::PreconditionFailed) | Err(DbError::NotFound) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_compare_by_etag_when_both_have_one() {
+        let a = br#"{"id":"x","etag":"\"1\"","summary":"A"}"#;
+        let b = br#"{"summary":"A","etag":"\"1\"","id":"x","kind":"calendar#event"}"#;
+        let c = br#"{"id":"x","etag":"\"2\"","summary":"A"}"#;
+        assert!(same_piece(a, b));
+        assert!(!same_piece(a, c));
+        let g1 = br#"{"id":"o","@odata.etag":"W/\"k1\""}"#;
+        let g2 = br#"{"@odata.etag":"W/\"k1\"","id":"o"}"#;
+        assert!(same_piece(g1, g2));
+        // Without etags: byte for byte.
+        assert!(same_piece(br#"{"id":"o"}"#, br#"{"id":"o"}"#));
+        assert!(!same_piece(br#"{"id":"o"}"#, br#"{"id": "o"}"#));
+        assert!(!same_piece(b"garbage", b"other garbage"));
+    }
+
+    #[test]
+    fn pieces_seen_new_or_changed() {
+        let mut p = Pieces::default();
+        p.note(Some(b"{}"), Some(b"{}"));
+        assert!(!p.changed && !p.new);
+        p.note(None, Some(b"{}"));
+        assert!(p.new && !p.changed);
+        p.note(None, None);
+        assert!(!p.changed);
+        p.note(Some(b"{}"), None);
+        assert!(p.changed);
+    }
+
+    const BERLIN: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:s@t\r\nDTSTART;TZID=Europe/Berlin:20300107T090000\r\nDTEND;TZID=Europe/Berlin:20300107T093000\r\nRRULE:FREQ=WEEKLY;COUNT=5\r\nEXDATE;TZID=Europe/Berlin:20300128T090000\r\nSUMMARY:Review\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:s@t\r\nRECURRENCE-ID;TZID=Europe/Berlin:20300114T090000\r\nDTSTART;TZID=Europe/Berlin:20300114T140000\r\nDTEND;TZID=Europe/Berlin:20300114T143000\r\nSUMMARY:Review\\, moved\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+    #[test]
+    fn exceptions_compare_as_instants() {
+        // The same series as a provider might give it back: UTC times, the
+        // exclusion as a cancelled occurrence, the summary unescaped.
+        let utc = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//p//p//EN\r\nBEGIN:VEVENT\r\nUID:s@t\r\nDTSTART:20300107T080000Z\r\nDTEND:20300107T083000Z\r\nRRULE:FREQ=WEEKLY;COUNT=5\r\nSUMMARY:Review\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:s@t\r\nRECURRENCE-ID:20300114T080000Z\r\nDTSTART:20300114T130000Z\r\nDTEND:20300114T133000Z\r\nSUMMARY:Review\\, moved\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:s@t\r\nRECURRENCE-ID:20300128T080000Z\r\nDTSTART:20300128T080000Z\r\nDTEND:20300128T083000Z\r\nSTATUS:CANCELLED\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        assert!(same_exceptions(BERLIN.as_bytes(), utc.as_bytes(), None));
+        // Moved by an hour, renamed, or one exception fewer: different.
+        let later = utc.replace("DTSTART:20300114T130000Z", "DTSTART:20300114T140000Z");
+        assert!(!same_exceptions(BERLIN.as_bytes(), later.as_bytes(), None));
+        let renamed = utc.replace("Review\\, moved", "Review\\, renamed");
+        assert!(!same_exceptions(
+            BERLIN.as_bytes(),
+            renamed.as_bytes(),
+            None
+        ));
+        let fewer = utc.replace("STATUS:CANCELLED", "SUMMARY:Review");
+        assert!(!same_exceptions(BERLIN.as_bytes(), fewer.as_bytes(), None));
+        assert!(!same_exceptions(BERLIN.as_bytes(), b"not iCalendar", None));
     }
 }

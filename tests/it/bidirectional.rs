@@ -369,6 +369,98 @@ async fn microsoft_appointments_both_ways() {
     both_ways(Provider::Microsoft).await;
 }
 
+/// A recurring appointment, written upstream: one of its occurrences is
+/// renamed there afterwards (Google: an instance patch; Graph: an
+/// occurrence patched into an exception). The series' etag is its
+/// master's and does not move; the change must still reach the
+/// appointment, once, and the write itself must not come back as a change.
+async fn occurrence_changed_upstream(provider: Provider) {
+    let w = world(provider).await;
+    let a = appointment(&w, "Standup", 3, json!({"rrule": "FREQ=WEEKLY;COUNT=4"})).await;
+    let id = calbridge::model::EventId(a["id"].as_str().unwrap().to_string());
+    let st = w.t.sync_and_wait(&w.account).await;
+    assert_eq!(st["status"], "ok", "{st}");
+    assert_eq!(st["pending_writes"], 0, "{st}");
+    let etag = w.t.app.db.event_by_id(&id).unwrap().unwrap().etag;
+    w.t.sync_and_wait(&w.account).await;
+    assert_eq!(
+        w.t.app.db.event_by_id(&id).unwrap().unwrap().etag,
+        etag,
+        "no echo"
+    );
+
+    let up = upstream(&w);
+    let series = up.iter().find(|e| title(e) == "Standup").expect("upstream");
+    let sid = series["id"].as_str().unwrap();
+    let url = match provider {
+        Provider::Google => w.emu.url(&format!(
+            "/calendar/v3/calendars/primary/events/{sid}/instances"
+        )),
+        Provider::Microsoft => {
+            let from = chrono::Utc::now().format("%Y-%m-%dT00:00:00Z");
+            let to = (chrono::Utc::now() + chrono::Duration::days(60)).format("%Y-%m-%dT00:00:00Z");
+            w.emu.url(&format!(
+                "/v1.0/me/events/{sid}/instances?startDateTime={from}&endDateTime={to}"
+            ))
+        }
+    };
+    let v: Value =
+        w.t.client
+            .get(url)
+            .bearer_auth(&w.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let list = v["items"].as_array().or(v["value"].as_array()).unwrap();
+    assert_eq!(list.len(), 4, "{v}");
+    provider_patch(&w, &list[1], "Standup (moved)").await;
+
+    let st = w.t.sync_and_wait(&w.account).await;
+    assert_eq!(st["status"], "ok", "{st}");
+    let (_, _, body) = get(&w.t.client, &w.feed, &[]).await;
+    let cal = calbridge::ics::parse(&body).unwrap();
+    let moved: Vec<_> = cal
+        .children_named("VEVENT")
+        .filter(|e| e.prop("RECURRENCE-ID").is_some())
+        .filter_map(|e| e.prop("SUMMARY").map(|p| p.text_value()))
+        .collect();
+    assert_eq!(
+        moved,
+        vec!["Standup (moved)"],
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(feed_titles(&w).await, vec!["Standup"]);
+    let changed = w.t.app.db.event_by_id(&id).unwrap().unwrap().etag;
+    assert_ne!(changed, etag);
+    w.t.sync_and_wait(&w.account).await;
+    assert_eq!(
+        w.t.app.db.event_by_id(&id).unwrap().unwrap().etag,
+        changed,
+        "changed once, not on every sync"
+    );
+    assert_eq!(
+        upstream(&w)
+            .iter()
+            .filter(|e| title(e) == "Standup")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_occurrence_changed_upstream_reaches_the_appointment() {
+    occurrence_changed_upstream(Provider::Google).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn microsoft_occurrence_changed_upstream_reaches_the_appointment() {
+    occurrence_changed_upstream(Provider::Microsoft).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_refuses_what_it_cannot_express() {
     let w = world(Provider::Microsoft).await;

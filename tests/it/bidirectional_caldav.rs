@@ -273,8 +273,9 @@ async fn round_trip(provider: Provider) {
         d0 = day(3),
         d1 = day(10)
     );
-    let (s, body) = w.put(&format!("{}wk.ics", w.rw), &weekly, None).await;
-    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let wk = format!("{}wk.ics", w.rw);
+    let (s, wk_etag) = w.put(&wk, &weekly, None).await;
+    assert_eq!(s, StatusCode::CREATED, "{wk_etag}");
     let st = w.t.sync_and_wait(&w.account).await;
     assert_eq!(st["status"], "ok", "{st}");
     let offsite = w.find("Offsite").expect("all-day upstream");
@@ -331,6 +332,11 @@ async fn round_trip(provider: Provider) {
         }
     };
     assert!(moved, "the override went up too");
+    // The series and its override came back as the provider keeps them
+    // (a master and an exception): still our own write, no ETag churn.
+    assert_eq!(w.get(&wk).await.1, wk_etag, "no echo for the series");
+    w.t.sync_and_wait(&w.account).await;
+    assert_eq!(w.get(&wk).await.1, wk_etag, "still no echo for the series");
 
     // Change with If-Match; the provider keeps one event.
     let count = w.upstream().len();
@@ -461,6 +467,66 @@ async fn google_caldav_writes_go_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn microsoft_caldav_writes_go_upstream() {
     round_trip(Provider::Microsoft).await;
+}
+
+/// A series with two changed occurrences, written from CalDAV; then one
+/// occurrence is edited in CalDAV again, and afterwards the series is
+/// renamed upstream. Google's incremental pull then brings the master
+/// alone: the stored object must still have both changed occurrences (the
+/// write kept the series' pieces), with the upstream rename.
+async fn series_stays_whole(provider: Provider) {
+    let w = world(provider).await;
+    let day = |n: i64| {
+        (chrono::Utc::now().date_naive() + chrono::Duration::days(n))
+            .format("%Y%m%d")
+            .to_string()
+    };
+    let series = |a: &str| {
+        format!(
+            "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//test//EN\nBEGIN:VEVENT\nUID:whole@test\nDTSTAMP:20260101T000000Z\nDTSTART;TZID=Europe/Berlin:{d0}T090000\nDTEND;TZID=Europe/Berlin:{d0}T093000\nRRULE:FREQ=WEEKLY;COUNT=5\nSUMMARY:Review\nEND:VEVENT\nBEGIN:VEVENT\nUID:whole@test\nDTSTAMP:20260101T000000Z\nRECURRENCE-ID;TZID=Europe/Berlin:{d1}T090000\nDTSTART;TZID=Europe/Berlin:{d1}T140000\nDTEND;TZID=Europe/Berlin:{d1}T143000\nSUMMARY:{a}\nEND:VEVENT\nBEGIN:VEVENT\nUID:whole@test\nDTSTAMP:20260101T000000Z\nRECURRENCE-ID;TZID=Europe/Berlin:{d2}T090000\nDTSTART;TZID=Europe/Berlin:{d2}T160000\nDTEND;TZID=Europe/Berlin:{d2}T163000\nSUMMARY:Review (B)\nEND:VEVENT\nEND:VCALENDAR\n",
+            d0 = day(3),
+            d1 = day(10),
+            d2 = day(17)
+        )
+    };
+    let url = format!("{}whole.ics", w.rw);
+    let (s, etag) = w.put(&url, &series("Review (A)"), None).await;
+    assert_eq!(s, StatusCode::CREATED, "{etag}");
+    let st = w.t.sync_and_wait(&w.account).await;
+    assert_eq!(st["pending_writes"], 0, "{st}");
+    let (s, etag2) = w.put(&url, &series("Review (A, later)"), Some(&etag)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{etag2}");
+    let st = w.t.sync_and_wait(&w.account).await;
+    assert_eq!(st["pending_writes"], 0, "{st}");
+    assert_eq!(w.get(&url).await.1, etag2, "the write came back unchanged");
+
+    let master = w.find("Review").expect("series upstream");
+    w.patch_upstream(&master, "Review (renamed)").await;
+    let st = w.t.sync_and_wait(&w.account).await;
+    assert_eq!(st["status"], "ok", "{st}");
+    let (_, etag3, body) = w.get(&url).await;
+    assert_ne!(etag3, etag2);
+    let cal = calbridge::ics::parse(body.as_bytes()).unwrap();
+    let mut titles: Vec<String> = cal
+        .children_named("VEVENT")
+        .filter_map(|e| e.prop("SUMMARY").map(|p| p.text_value()))
+        .collect();
+    titles.sort();
+    assert_eq!(
+        titles,
+        vec!["Review (A, later)", "Review (B)", "Review (renamed)"],
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_series_stays_whole_after_local_and_upstream_edits() {
+    series_stays_whole(Provider::Google).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn microsoft_series_stays_whole_after_local_and_upstream_edits() {
+    series_stays_whole(Provider::Microsoft).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

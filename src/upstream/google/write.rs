@@ -110,6 +110,12 @@ pub struct RemoteState {
     pub json: Value,
     /// What was written differently from the object, or not at all.
     pub warnings: Vec<String>,
+    /// The series' other pieces after the write, as an incremental pull
+    /// delivers them (Google: its changed and cancelled occurrences), so
+    /// the sync engine can keep the series whole and recognise its own
+    /// write when the pieces come back. `None`: the provider's pulls fetch
+    /// series whole (Graph), nothing to keep.
+    pub exceptions: Option<Vec<Value>>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -1286,6 +1292,7 @@ fn state_of(v: Value, warnings: Vec<String>) -> Result<RemoteState, UpstreamErro
         updated,
         json: v,
         warnings,
+        exceptions: None,
     })
 }
 
@@ -1432,7 +1439,9 @@ impl Google {
             }
         }
         if ops.is_empty() {
-            return Ok(state_of(master, w.warnings)?);
+            let mut state = state_of(master, w.warnings)?;
+            state.exceptions = Some(upstream);
+            return Ok(state);
         }
         let futures: Vec<_> = ops
             .into_iter()
@@ -1440,7 +1449,12 @@ impl Google {
             .collect();
         run_bounded(futures).await?;
         let fresh = self.get_event(token, calendar_id, &master_id).await?;
-        Ok(state_of(fresh, w.warnings)?)
+        // The occurrences as Google keeps them now (ids, etags, what it
+        // filled in): what the next pull compares with.
+        let exceptions = self.exceptions_of(token, calendar_id, &fresh).await?;
+        let mut state = state_of(fresh, w.warnings)?;
+        state.exceptions = Some(exceptions);
+        Ok(state)
     }
 
     /// Insert with the key's id; on `409 duplicate` adopt the event the

@@ -651,6 +651,7 @@ fn state_of(v: Value, warnings: Vec<String>) -> Result<RemoteState, UpstreamErro
         updated,
         json: v,
         warnings,
+        exceptions: None,
     })
 }
 
