@@ -168,8 +168,9 @@ pub fn apply_page(
                         pieces.note(items.get(item).map(Vec::as_slice), Some(json));
                     }
                 }
+                let present: HashSet<&str> = fresh.iter().map(|(i, _)| i.as_str()).collect();
                 for (item, old) in &items {
-                    if item != series && !fresh.iter().any(|(i, _)| i == item) {
+                    if item != series && !present.contains(item.as_str()) {
                         pieces.note(Some(old), None);
                     }
                 }
