@@ -591,6 +591,19 @@ impl FeedCache {
     }
 }
 
+/// Hand the memory a render freed back to the system. A render reads and
+/// parses every changed object (thousands of small blocks, megabytes in
+/// all); glibc keeps freed small blocks in its arenas, so without this the
+/// server stays that much larger after each render (measured: 20 MB of a
+/// 5,000-event feed). Takes about a millisecond; a render takes tens.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// A fingerprint over everything a feed's bytes depend on.
 pub fn fingerprint(parts: impl Hash) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();

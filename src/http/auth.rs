@@ -70,7 +70,7 @@ const CACHE_MAX: usize = 10_000;
 pub struct CredentialCache {
     /// A std mutex: held for a map lookup only, never across an await.
     entries: Mutex<HashMap<String, (StaffId, Instant)>>,
-    /// Argon2 verifications running at once. Each holds 19 MiB while it
+    /// Argon2 verifications running at once. Each holds 7 MiB while it
     /// runs and wrong passwords are never cached, so without a bound a
     /// burst of requests with wrong passwords takes that much memory per
     /// request (200 at once: 3.7 GB). Requests beyond it wait their turn;
@@ -180,10 +180,11 @@ pub async fn verify_basic(app: &App, user: &str, pass: &str) -> Option<StaffId> 
     found
 }
 
-/// An Argon2id hash of a random string with the parameters of
-/// [`crypto::hash_password`], used to spend the same time on unknown users.
+/// An Argon2id hash of a fixed string with the parameters of
+/// [`crypto::hash_password`], used to spend the same time on unknown users
+/// (the result is ignored).
 const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$0Xk2LBdPUgRnsHIvYVZ+JkWCJU8JzBEGn0sZr3q1cq8";
+    "$argon2id$v=19$m=7168,t=5,p=1$WntYudUpOBNb8cp0uNXhqQ$4GAUuwDbtFyDo66/IO3TtxqJ2Vz//LUTyqBkBh9v2lE";
 
 #[cfg(test)]
 mod tests {

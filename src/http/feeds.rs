@@ -222,6 +222,9 @@ pub fn load(app: &App, feed: &Feed) -> Result<Option<Arc<CachedFeed>>, DbError> 
     app.metrics.feed_renders.inc();
     let cached = Arc::new(CachedFeed::rendered(fp, rendered, newest));
     app.feeds.put(feed.id.clone(), cached.clone());
+    drop(objects);
+    drop(bodies);
+    crate::feed::release_free_memory();
     Ok(Some(cached))
 }
 

@@ -565,7 +565,8 @@ async fn slow_clients_are_cut_off_without_starving_others() {
 }
 
 /// A burst of requests with wrong passwords (which are never cached, so
-/// each costs an Argon2 verification of 19 MiB) must not take memory in
+/// each costs an Argon2 verification of 7 MiB, or 19 MiB for hashes of
+/// older versions) must not take memory in
 /// proportion to its size, and a staff member already signed in keeps
 /// being served meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -629,8 +630,8 @@ async fn a_burst_of_wrong_passwords_does_not_exhaust_memory() {
     }
     peak = peak.max(rss_kib(pid));
     eprintln!("{burst} wrong passwords: RSS {before} KiB before, peak {peak} KiB; {served} signed-in requests served meanwhile");
-    // 19 MiB per verification running at once; unbounded, 200 of them
-    // took 3.7 GB.
+    // 7 MiB per verification running at once; unbounded, 200 of them
+    // took 3.7 GB (at the former 19 MiB).
     assert!(
         peak - before < 400 * 1024,
         "RSS grew by {} MiB during the burst",
