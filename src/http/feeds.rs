@@ -222,9 +222,12 @@ pub fn load(app: &App, feed: &Feed) -> Result<Option<Arc<CachedFeed>>, DbError> 
     app.metrics.feed_renders.inc();
     let cached = Arc::new(CachedFeed::rendered(fp, rendered, newest));
     app.feeds.put(feed.id.clone(), cached.clone());
+    let read: usize = bodies.iter().map(|b| b.0.len()).sum();
     drop(objects);
     drop(bodies);
-    crate::feed::release_free_memory();
+    if read + cached.body.len() >= crate::feed::RELEASE_AFTER {
+        crate::feed::release_free_memory();
+    }
     Ok(Some(cached))
 }
 
