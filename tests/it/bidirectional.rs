@@ -392,30 +392,8 @@ async fn occurrence_changed_upstream(provider: Provider) {
     let up = upstream(&w);
     let series = up.iter().find(|e| title(e) == "Standup").expect("upstream");
     let sid = series["id"].as_str().unwrap();
-    let url = match provider {
-        Provider::Google => w.emu.url(&format!(
-            "/calendar/v3/calendars/primary/events/{sid}/instances"
-        )),
-        Provider::Microsoft => {
-            let from = chrono::Utc::now().format("%Y-%m-%dT00:00:00Z");
-            let to = (chrono::Utc::now() + chrono::Duration::days(60)).format("%Y-%m-%dT00:00:00Z");
-            w.emu.url(&format!(
-                "/v1.0/me/events/{sid}/instances?startDateTime={from}&endDateTime={to}"
-            ))
-        }
-    };
-    let v: Value =
-        w.t.client
-            .get(url)
-            .bearer_auth(&w.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-    let list = v["items"].as_array().or(v["value"].as_array()).unwrap();
-    assert_eq!(list.len(), 4, "{v}");
+    let list = common::upstream_instances(&w.t.client, &w.emu, provider, &w.token, sid).await;
+    assert_eq!(list.len(), 4, "{list:?}");
     provider_patch(&w, &list[1], "Standup (moved)").await;
 
     let st = w.t.sync_and_wait(&w.account).await;

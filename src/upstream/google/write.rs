@@ -1383,7 +1383,7 @@ impl Google {
             .to_string();
         let mut ops: Vec<Op> = Vec::new();
         let upstream: Vec<Value> = if reconcile {
-            self.exceptions_of(token, calendar_id, &master).await?
+            self.series_listing(token, calendar_id, &master).await?.1
         } else {
             Vec::new()
         };
@@ -1448,10 +1448,15 @@ impl Google {
             .map(|op| self.apply(token, calendar_id, op))
             .collect();
         run_bounded(futures).await?;
-        let fresh = self.get_event(token, calendar_id, &master_id).await?;
-        // The occurrences as Google keeps them now (ids, etags, what it
-        // filled in): what the next pull compares with.
-        let exceptions = self.exceptions_of(token, calendar_id, &fresh).await?;
+        // The master and its occurrences as Google keeps them now (ids,
+        // etags, what it filled in): what the next pull compares with. One
+        // listing by iCalUID has them all; the master is read on its own
+        // only if the listing lacks it.
+        let (listed, exceptions) = self.series_listing(token, calendar_id, &master).await?;
+        let fresh = match listed {
+            Some(m) => m,
+            None => self.get_event(token, calendar_id, &master_id).await?,
+        };
         let mut state = state_of(fresh, w.warnings)?;
         state.exceptions = Some(exceptions);
         Ok(state)
@@ -1499,17 +1504,19 @@ impl Google {
         }
     }
 
-    /// The exceptions (changed or cancelled occurrences) of a series.
-    async fn exceptions_of(
+    /// A series as listed by its iCalUID: the master (when listed) and its
+    /// exceptions (changed or cancelled occurrences).
+    async fn series_listing(
         &self,
         token: &str,
         calendar_id: &str,
         master: &Value,
-    ) -> Result<Vec<Value>, UpstreamError> {
+    ) -> Result<(Option<Value>, Vec<Value>), UpstreamError> {
         let (Some(id), Some(uid)) = (master["id"].as_str(), master["iCalUID"].as_str()) else {
-            return Ok(Vec::new());
+            return Ok((None, Vec::new()));
         };
         let url = self.events_url(calendar_id);
+        let mut listed = None;
         let mut out = Vec::new();
         let mut page: Option<String> = None;
         for _ in 0..100 {
@@ -1529,17 +1536,16 @@ impl Google {
                 })
                 .await?
                 .json()?;
-            out.extend(
-                v["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|e| e["recurringEventId"].as_str() == Some(id))
-                    .cloned(),
-            );
+            for e in v["items"].as_array().into_iter().flatten() {
+                if e["recurringEventId"].as_str() == Some(id) {
+                    out.push(e.clone());
+                } else if e["id"].as_str() == Some(id) {
+                    listed = Some(e.clone());
+                }
+            }
             match v["nextPageToken"].as_str() {
                 Some(p) => page = Some(p.to_string()),
-                None => return Ok(out),
+                None => return Ok((listed, out)),
             }
         }
         Err(UpstreamError::Garbage("the event list never ended".into()))

@@ -185,6 +185,39 @@ pub fn use_emulator(raw: &mut RawConfig, base: &str) {
     raw.set("sync.backoff_cap", "2s".into());
 }
 
+/// The occurrences of a series in the emulator's default calendar over the
+/// next 60 days, as the provider's own `instances` call lists them
+/// (Google's `items`, Graph's `value`).
+pub async fn upstream_instances(
+    client: &reqwest::Client,
+    emu: &calbridge::upstream::emulator::EmulatorHandle,
+    provider: calbridge::upstream::emulator::Provider,
+    token: &str,
+    series: &str,
+) -> Vec<Value> {
+    use calbridge::upstream::emulator::Provider;
+    let url = match provider {
+        Provider::Google => emu.url(&format!(
+            "/calendar/v3/calendars/primary/events/{series}/instances"
+        )),
+        Provider::Microsoft => {
+            let from = chrono::Utc::now().format("%Y-%m-%dT00:00:00Z");
+            let to = (chrono::Utc::now() + chrono::Duration::days(60)).format("%Y-%m-%dT00:00:00Z");
+            emu.url(&format!(
+                "/v1.0/me/events/{series}/instances?startDateTime={from}&endDateTime={to}"
+            ))
+        }
+    };
+    let r = client.get(url).bearer_auth(token).send().await.unwrap();
+    assert!(r.status().is_success(), "instances: {}", r.status());
+    let v: Value = r.json().await.unwrap();
+    v["items"]
+        .as_array()
+        .or(v["value"].as_array())
+        .unwrap_or_else(|| panic!("no instances in {v}"))
+        .clone()
+}
+
 impl TestServer {
     /// Connect an account through the real flow: authorization URL →
     /// emulator consent (302) → callback. Returns the account id.
